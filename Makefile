@@ -1,0 +1,54 @@
+# herald — top-level commands. `make test` and `make run` do everything, dependencies included.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG     ?= examples/herald.yaml
+
+.PHONY: all deps build build-asan unit e2e-deps e2e test run bench format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests run in both builds, and the
+# end-to-end suite drives this binary, so a memory error anywhere fails `make test`.
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+unit: build build-asan
+	@ctest --test-dir $(BUILD) --output-on-failure
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure
+
+e2e-deps:
+	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+e2e: build-asan e2e-deps
+	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(ASAN_BUILD)/herald npm test
+
+test: unit e2e
+
+# Runs herald on the example configuration. Until the embedded SQLite default lands, this needs
+# a PostgreSQL database in HERALD_DATABASE_URL.
+run: build
+	@if [ -z "$$HERALD_DATABASE_URL" ]; then \
+	  echo "make run: herald needs a PostgreSQL database for now (the embedded SQLite default is coming)."; \
+	  echo "          HERALD_DATABASE_URL=postgres://user@127.0.0.1:5432/db make run"; \
+	  exit 2; \
+	fi
+	@$(BUILD)/herald apply -c $(CONFIG)
+	@exec $(BUILD)/herald serve -c $(CONFIG)
+
+bench: build
+	@bash bench/e2e.sh
+
+format:
+	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

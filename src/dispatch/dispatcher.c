@@ -1,0 +1,751 @@
+/* dispatcher.c: the delivery loop.
+ *
+ * Each trigger runs two pipelines that share its cap on requests in flight:
+ *   - the log pipeline reads a page of new events after the trigger's cursor, delivers every
+ *     matching event, then settles the page: attempts, delayed rows and the new cursor commit in
+ *     one transaction (store ops settle);
+ *   - the retry pipeline reads the delayed events that are due, delivers them, and settles them.
+ *
+ * The life of one event in a page:
+ *
+ *     PENDING --launch()--> IN_FLIGHT --on_response()--> DONE --(all done) settle()--> freed
+ *        |                                                  (2xx: settled; else delayed or dead)
+ *        +--(no match: column filter)--> SKIPPED ------------------------------------^
+ *
+ *   | transition              | function      |
+ *   |-------------------------|---------------|
+ *   | page read               | on_log_page   |
+ *   | PENDING -> IN_FLIGHT    | launch        |
+ *   | IN_FLIGHT -> DONE       | on_response   |
+ *   | page settled            | on_settled    |
+ *
+ * Invariants:
+ *   1. A trigger's cursor only moves when a whole page is settled, so an event is never skipped.
+ *   2. A page is settled at most once; if settling fails the cursor is reloaded from the store
+ *      and the page is read (and delivered) again: at least once, never lost.
+ *   3. At most def.concurrency requests of a trigger are in flight.
+ *   4. While stopping, no page is read; pages in flight finish within the grace period.
+ *
+ * Waking up: one timer polls idle triggers, every poll_min while events keep coming and backing
+ * off to poll_max when idle. A page that was full is followed by the next read at once. */
+#include "dispatch/dispatcher.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "dispatch/backoff.h"
+#include "dispatch/http.h"
+#include "dispatch/payload.h"
+#include "dispatch/sign.h"
+#include "dispatch/template.h"
+
+#define RESPONSE_CAP 1024
+#define RETRY_SAFETY_RECHECK_US (5 * 1000000ull)
+
+enum { PENDING = 0, IN_FLIGHT, DONE, SKIPPED };
+enum { IDLE = 0, READING, DELIVERING, SETTLING };
+
+typedef struct trig trig_t;
+
+/* A page being delivered: from the log (cursor moves) or from the delayed queue. */
+typedef struct batch {
+    trig_t *tr;
+    int from_retry;
+    hr_page_t *page;
+    unsigned char *state;   /* per event: PENDING, IN_FLIGHT, DONE, SKIPPED */
+    hr_attempt_rec_t *recs; /* per event, filled when DONE */
+    size_t next;            /* next event index to consider launching */
+    size_t open;            /* events not yet DONE or SKIPPED */
+} batch_t;
+
+/* One request in flight. */
+typedef struct flight {
+    batch_t *b;
+    size_t i;
+    int attempts_before;
+} flight_t;
+
+struct trig {
+    hr_dispatcher_t *d;
+    hr_trigger_def_t def;
+    char *cursor;       /* NULL: load the stored cursor on the next read */
+    int log_phase;      /* IDLE, READING, DELIVERING, SETTLING */
+    batch_t *log;
+    int retry_phase;
+    batch_t *retry;
+    uint64_t retry_due_us; /* monotonic time of the next due check */
+    int inflight;
+    int removed;        /* its definition was deleted: free when idle */
+    hr_trigger_def_t *pending_def; /* a changed definition, applied when idle */
+    trig_t *next;
+};
+
+struct hr_dispatcher {
+    uv_loop_t *loop;
+    const hr_store_ops_t *ops;
+    hr_store_t *store;
+    hr_http_t *http;
+    hr_dispatch_opts_t opts;
+    trig_t *trigs;
+    uv_timer_t tick;
+    uv_timer_t grace;
+    uint64_t poll_us;
+    int activity;       /* a read since the last tick found events */
+    int stopping;
+    int http_closed;
+    int handles_closing;
+    int handles_open;
+    int64_t defs_version; /* -1 until known */
+    int defs_checking;
+    uint64_t defs_checked_us;
+    uint64_t rng;
+    hr_buf_t body;
+    void (*done)(void *);
+    void *done_ud;
+};
+
+static void pump(trig_t *tr);
+static void start_reads(hr_dispatcher_t *d);
+static void maybe_finish(hr_dispatcher_t *d);
+
+static uint64_t next_rand(hr_dispatcher_t *d)
+{
+    /* xorshift64*: jitter only needs to be spread, not secret. */
+    d->rng ^= d->rng >> 12;
+    d->rng ^= d->rng << 25;
+    d->rng ^= d->rng >> 27;
+    return d->rng * 2685821657736338717ull;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Batches                                                                                    */
+
+static batch_t *batch_new(trig_t *tr, hr_page_t *page, int from_retry)
+{
+    batch_t *b = hr_xcalloc(1, sizeof *b);
+    b->tr = tr;
+    b->page = page;
+    b->from_retry = from_retry;
+    b->state = hr_xcalloc(page->nevents + 1, 1);
+    b->recs = hr_xcalloc(page->nevents + 1, sizeof *b->recs);
+    for (size_t i = 0; i < page->nevents; i++) {
+        /* The store filtered by table and operation; the column filter is applied here. */
+        if (!from_retry && !hr_event_matches(&tr->def, &page->events[i])) b->state[i] = SKIPPED;
+        else b->open++;
+    }
+    return b;
+}
+
+static void batch_free(batch_t *b)
+{
+    if (!b) return;
+    for (size_t i = 0; i < b->page->nevents; i++) {
+        free((char *)b->recs[i].error);
+        free((char *)b->recs[i].response);
+    }
+    hr_page_free(b->page);
+    free(b->state);
+    free(b->recs);
+    free(b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Settling                                                                                   */
+
+static void on_settled(void *ud, int rc, const char *msg)
+{
+    batch_t *b = ud;
+    trig_t *tr = b->tr;
+    hr_dispatcher_t *d = tr->d;
+    if (b->from_retry) {
+        tr->retry = NULL;
+        tr->retry_phase = IDLE;
+        if (rc) {
+            hr_log(HR_LOG_WARN, "trigger=%s msg=\"settling retries failed; they will be retried\" "
+                   "error=\"%s\"", tr->def.name, msg ? msg : "");
+            tr->retry_due_us = hr_mono_us() + 1000000;
+        } else if (!b->page->exhausted) {
+            tr->retry_due_us = 0; /* more are due now */
+        }
+    } else {
+        tr->log = NULL;
+        tr->log_phase = IDLE;
+        if (rc) {
+            hr_log(HR_LOG_WARN, "trigger=%s msg=\"settling a page failed; it will be delivered "
+                   "again\" error=\"%s\"", tr->def.name, msg ? msg : "");
+            free(tr->cursor);
+            tr->cursor = NULL;
+        } else {
+            free(tr->cursor);
+            tr->cursor = hr_xstrdup(b->page->cursor_after);
+        }
+    }
+    /* Failed events just joined the delayed queue: check it when the earliest is due. */
+    if (!rc) {
+        uint64_t now = hr_mono_us();
+        for (size_t i = 0; i < b->page->nevents; i++) {
+            const hr_attempt_rec_t *a = &b->recs[i];
+            if (b->state[i] != DONE || a->settled || a->dead) continue;
+            uint64_t due = now + a->delay_ms * 1000;
+            if (due < tr->retry_due_us) tr->retry_due_us = due;
+        }
+    }
+    int more = !rc && !b->from_retry && !b->page->exhausted;
+    batch_free(b);
+    if (d->stopping) {
+        maybe_finish(d);
+        return;
+    }
+    if (more) {
+        d->activity = 1;
+        start_reads(d); /* a full page: read the next one now */
+    }
+}
+
+static void settle(batch_t *b)
+{
+    trig_t *tr = b->tr;
+    hr_dispatcher_t *d = tr->d;
+    size_t n = 0;
+    hr_attempt_rec_t *recs = hr_xcalloc(b->page->nevents + 1, sizeof *recs);
+    for (size_t i = 0; i < b->page->nevents; i++)
+        if (b->state[i] == DONE) recs[n++] = b->recs[i];
+    if (b->from_retry) tr->retry_phase = SETTLING;
+    else tr->log_phase = SETTLING;
+    int rc = d->ops->settle(d->store, tr->def.name, b->from_retry ? NULL : b->page->cursor_after,
+                            recs, n, b->from_retry, on_settled, b);
+    free(recs);
+    if (rc) on_settled(b, rc, "cannot start settling");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Delivery                                                                                   */
+
+static void finish_event(batch_t *b, size_t i)
+{
+    b->state[i] = DONE;
+    b->open--;
+    if (b->open == 0) settle(b);
+}
+
+static int is_retry_after_status(long status)
+{
+    return status == 429 || status == 503;
+}
+
+/* Records the outcome of attempt number attempts_before + 1 and decides what follows. */
+static void record(batch_t *b, size_t i, int attempts_before, long status, uint64_t latency_us,
+                   const char *error, const char *response, const char *retry_after)
+{
+    trig_t *tr = b->tr;
+    const hr_event_t *ev = &b->page->events[i];
+    hr_attempt_rec_t *a = &b->recs[i];
+    a->seq = ev->seq;
+    a->event_id = ev->id;
+    a->attempt = attempts_before + 1;
+    a->status = status;
+    a->latency_ms = (double)latency_us / 1000.0;
+    a->response = response ? hr_xstrdup(response) : NULL;
+    a->settled = status >= 200 && status < 300 && !error;
+    if (a->settled) {
+        hr_log(HR_LOG_DEBUG, "trigger=%s event=%s msg=delivered status=%ld attempt=%d",
+               tr->def.name, ev->id, status, a->attempt);
+        return;
+    }
+    a->error = error ? hr_xstrdup(error) : hr_xasprintf("HTTP status %ld", status);
+    if (attempts_before >= tr->def.retry.max_retries) {
+        a->dead = 1;
+        hr_log(HR_LOG_WARN, "trigger=%s event=%s msg=dead attempts=%d error=\"%s\"", tr->def.name,
+               ev->id, a->attempt, a->error);
+        return;
+    }
+    int64_t ra = -1;
+    if (retry_after && is_retry_after_status(status) &&
+        hr_retry_after_parse(retry_after, (int64_t)time(NULL), &ra) != 0)
+        ra = -1;
+    a->delay_ms = hr_backoff_delay_ms(&tr->def.retry, a->attempt, next_rand(tr->d), ra);
+    hr_log(HR_LOG_INFO, "trigger=%s event=%s msg=\"attempt failed\" attempt=%d error=\"%s\" "
+           "retry_in_ms=%" PRIu64, tr->def.name, ev->id, a->attempt, a->error, a->delay_ms);
+}
+
+static void on_response(void *ud, const hr_http_res_t *res)
+{
+    flight_t *f = ud;
+    batch_t *b = f->b;
+    trig_t *tr = b->tr;
+    tr->inflight--;
+    if (res->error == HR_ECANCELED) {
+        /* Shutdown cut it off: the event stays where it was and is delivered again later. */
+        b->state[f->i] = PENDING;
+        free(f);
+        return;
+    }
+    char err[300];
+    const char *e = NULL;
+    if (res->error) {
+        snprintf(err, sizeof err, "%s: %s", res->error == HR_ETIMEOUT ? "timeout" : "connection error",
+                 res->error_msg ? res->error_msg : "");
+        e = err;
+    }
+    record(b, f->i, f->attempts_before, res->status, res->latency_us, e,
+           res->body_len ? res->body : NULL, res->retry_after);
+    size_t i = f->i;
+    free(f);
+    finish_event(b, i);
+    if (!tr->d->stopping || tr->log || tr->retry) pump(tr);
+}
+
+/* Starts the request for event i of batch b, or records why it could not start. */
+static void launch(batch_t *b, size_t i)
+{
+    trig_t *tr = b->tr;
+    hr_dispatcher_t *d = tr->d;
+    const hr_event_t *ev = &b->page->events[i];
+    int attempts_before = b->from_retry ? b->page->attempts[i] : 0;
+    hr_err_t err = {0};
+    char *url = NULL, *secret = NULL;
+    char **lines = hr_xcalloc(tr->def.nheaders + 6, sizeof *lines);
+    size_t nl = 0;
+    int rc;
+
+    hr_buf_reset(&d->body);
+    if ((rc = hr_payload_build(&tr->def, ev, attempts_before, &d->body))) {
+        hr_err_set(&err, rc, "cannot build the request body (invalid JSON in the log?)");
+        goto fail;
+    }
+    if ((rc = hr_template_expand(tr->def.webhook, NULL, NULL, &url, &err))) goto fail;
+    int64_t ts = (int64_t)time(NULL);
+    lines[nl++] = hr_xstrdup("Content-Type: application/json");
+    lines[nl++] = hr_xstrdup("User-Agent: herald/" HERALD_VERSION);
+    lines[nl++] = hr_xasprintf("webhook-id: %s", ev->id);
+    lines[nl++] = hr_xasprintf("webhook-timestamp: %" PRId64, ts);
+    if (tr->def.secret) {
+        char sig[128];
+        if ((rc = hr_template_expand(tr->def.secret, NULL, NULL, &secret, &err))) goto fail;
+        if ((rc = hr_sign_webhook(secret, ev->id, ts, d->body.data, d->body.len, sig, sizeof sig,
+                                  &err)))
+            goto fail;
+        lines[nl++] = hr_xasprintf("webhook-signature: %s", sig);
+    }
+    for (size_t k = 0; k < tr->def.nheaders; k++) {
+        char *v = NULL;
+        if ((rc = hr_template_expand(tr->def.headers[k].value, NULL, NULL, &v, &err))) goto fail;
+        lines[nl++] = hr_xasprintf("%s: %s", tr->def.headers[k].name, v);
+        free(v);
+    }
+    hr_http_req_t req = {
+        .url = url,
+        .headers = (const char *const *)lines,
+        .nheaders = nl,
+        .body = d->body.data,
+        .body_len = d->body.len,
+        .timeout_ms = tr->def.retry.timeout_ms,
+        .response_cap = RESPONSE_CAP,
+    };
+    flight_t *f = hr_xcalloc(1, sizeof *f);
+    f->b = b;
+    f->i = i;
+    f->attempts_before = attempts_before;
+    if ((rc = hr_http_post(d->http, &req, on_response, f))) {
+        free(f);
+        hr_err_set(&err, rc, "cannot start the request to %s", url);
+        goto fail;
+    }
+    b->state[i] = IN_FLIGHT;
+    tr->inflight++;
+    goto out;
+fail:
+    /* A configuration problem at delivery time (say, an unset variable) is a failed attempt:
+     * it is retried with backoff, so fixing the environment and restarting recovers. */
+    record(b, i, attempts_before, 0, 0, err.msg, NULL, NULL);
+    b->state[i] = IN_FLIGHT; /* finish_event expects a started event */
+    finish_event(b, i);
+out:
+    for (size_t k = 0; k < nl; k++) free(lines[k]);
+    free(lines);
+    free(url);
+    free(secret);
+}
+
+/* Launches pending events while the trigger is under its concurrency cap. */
+static void pump(trig_t *tr)
+{
+    batch_t *order[2] = {tr->log, tr->retry};
+    for (int k = 0; k < 2; k++) {
+        batch_t *b = order[k];
+        while (b && tr->inflight < tr->def.concurrency && b->next < b->page->nevents) {
+            size_t i = b->next++;
+            if (b->state[i] != PENDING) continue;
+            /* launch may settle and free b when its last event fails at once. */
+            int last = b->open == 1;
+            launch(b, i);
+            if (last) break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading                                                                                    */
+
+static void deliver_page(trig_t *tr, batch_t *b)
+{
+    if (b->open == 0) {
+        settle(b); /* nothing to deliver, but the cursor still moves */
+        return;
+    }
+    pump(tr);
+}
+
+static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg)
+{
+    trig_t *tr = ud;
+    hr_dispatcher_t *d = tr->d;
+    if (rc || d->stopping || tr->removed) {
+        if (rc && rc != HR_ECANCELED)
+            hr_log(HR_LOG_WARN, "trigger=%s msg=\"reading the log failed\" error=\"%s\"",
+                   tr->def.name, msg ? msg : "");
+        if (rc == HR_ENOTFOUND) tr->removed = 1;
+        hr_page_free(page);
+        tr->log_phase = IDLE;
+        if (rc) {
+            free(tr->cursor);
+            tr->cursor = NULL;
+        }
+        maybe_finish(d);
+        return;
+    }
+    if (page->nevents == 0) {
+        /* An empty range: keep the advanced cursor in memory only (no write while idle). */
+        free(tr->cursor);
+        tr->cursor = hr_xstrdup(page->cursor_after);
+        hr_page_free(page);
+        tr->log_phase = IDLE;
+        return;
+    }
+    d->activity = 1;
+    tr->log_phase = DELIVERING;
+    tr->log = batch_new(tr, page, 0);
+    deliver_page(tr, tr->log);
+}
+
+static void on_retry_page(void *ud, int rc, hr_page_t *page, const char *msg)
+{
+    trig_t *tr = ud;
+    hr_dispatcher_t *d = tr->d;
+    uint64_t now = hr_mono_us();
+    if (rc || d->stopping || tr->removed) {
+        if (rc && rc != HR_ECANCELED)
+            hr_log(HR_LOG_WARN, "trigger=%s msg=\"reading due retries failed\" error=\"%s\"",
+                   tr->def.name, msg ? msg : "");
+        hr_page_free(page);
+        tr->retry_phase = IDLE;
+        tr->retry_due_us = now + 1000000;
+        maybe_finish(d);
+        return;
+    }
+    tr->retry_due_us = page->next_due_ms >= 0 ? now + (uint64_t)page->next_due_ms * 1000
+                                               : now + RETRY_SAFETY_RECHECK_US;
+    if (page->nevents == 0) {
+        hr_page_free(page);
+        tr->retry_phase = IDLE;
+        return;
+    }
+    tr->retry_phase = DELIVERING;
+    tr->retry = batch_new(tr, page, 1);
+    deliver_page(tr, tr->retry);
+}
+
+static void apply_pending_def(trig_t *tr)
+{
+    if (!tr->pending_def || tr->log_phase != IDLE || tr->retry_phase != IDLE || tr->inflight)
+        return;
+    hr_trigger_def_clear(&tr->def);
+    tr->def = *tr->pending_def;
+    free(tr->pending_def);
+    tr->pending_def = NULL;
+    hr_log(HR_LOG_INFO, "trigger=%s msg=\"definition updated\"", tr->def.name);
+}
+
+static void start_reads(hr_dispatcher_t *d)
+{
+    uint64_t now = hr_mono_us();
+    for (trig_t *tr = d->trigs; tr; tr = tr->next) {
+        if (tr->removed) continue;
+        apply_pending_def(tr);
+        if (tr->log_phase == IDLE) {
+            tr->log_phase = READING;
+            int rc = d->ops->read_page(d->store, &tr->def, tr->cursor, d->opts.page_size,
+                                       on_log_page, tr);
+            if (rc) tr->log_phase = IDLE;
+        }
+        if (tr->retry_phase == IDLE && now >= tr->retry_due_us) {
+            tr->retry_phase = READING;
+            int rc = d->ops->read_due(d->store, &tr->def, d->opts.page_size, on_retry_page, tr);
+            if (rc) tr->retry_phase = IDLE;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Definitions                                                                                */
+
+static trig_t *trig_new(hr_dispatcher_t *d, const hr_trigger_def_t *def)
+{
+    trig_t *tr = hr_xcalloc(1, sizeof *tr);
+    tr->d = d;
+    json_t *j = hr_trigger_def_to_json(def);
+    hr_err_t err = {0};
+    int rc = hr_trigger_def_from_json(j, &tr->def, &err); /* a deep copy */
+    json_decref(j);
+    if (rc) {
+        hr_log(HR_LOG_ERROR, "trigger=%s msg=\"invalid definition\" error=\"%s\"", def->name, err.msg);
+        free(tr);
+        return NULL;
+    }
+    tr->retry_due_us = 0; /* check the delayed queue at start */
+    tr->next = d->trigs;
+    d->trigs = tr;
+    hr_log(HR_LOG_INFO, "trigger=%s msg=\"delivering\" webhook=\"%s\"", tr->def.name, tr->def.webhook);
+    return tr;
+}
+
+static void trig_free(trig_t *tr)
+{
+    batch_free(tr->log);
+    batch_free(tr->retry);
+    hr_trigger_def_clear(&tr->def);
+    if (tr->pending_def) {
+        hr_trigger_def_clear(tr->pending_def);
+        free(tr->pending_def);
+    }
+    free(tr->cursor);
+    free(tr);
+}
+
+/* Frees triggers whose definitions were removed, once they are idle. */
+static void reap_removed(hr_dispatcher_t *d)
+{
+    for (trig_t **pp = &d->trigs; *pp;) {
+        trig_t *tr = *pp;
+        if (tr->removed && tr->log_phase == IDLE && tr->retry_phase == IDLE && !tr->inflight) {
+            *pp = tr->next;
+            hr_log(HR_LOG_INFO, "trigger=%s msg=\"stopped (definition removed)\"", tr->def.name);
+            trig_free(tr);
+        } else {
+            pp = &tr->next;
+        }
+    }
+}
+
+static void reload_defs(hr_dispatcher_t *d)
+{
+    hr_trigger_def_t *defs = NULL;
+    size_t n = 0;
+    hr_err_t err = {0};
+    if (d->ops->load_triggers(d->store, &defs, &n, &err) != 0) {
+        hr_log(HR_LOG_WARN, "msg=\"reloading trigger definitions failed\" error=\"%s\"", err.msg);
+        d->defs_version = -1;
+        return;
+    }
+    for (trig_t *tr = d->trigs; tr; tr = tr->next) {
+        int found = 0;
+        for (size_t i = 0; i < n && !found; i++) found = strcmp(defs[i].name, tr->def.name) == 0;
+        if (!found) tr->removed = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        trig_t *tr = d->trigs;
+        while (tr && (tr->removed || strcmp(tr->def.name, defs[i].name) != 0)) tr = tr->next;
+        if (!tr) {
+            trig_new(d, &defs[i]);
+            hr_trigger_def_clear(&defs[i]);
+            continue;
+        }
+        json_t *a = hr_trigger_def_to_json(&tr->def), *b = hr_trigger_def_to_json(&defs[i]);
+        if (!json_equal(a, b)) {
+            if (tr->pending_def) {
+                hr_trigger_def_clear(tr->pending_def);
+                free(tr->pending_def);
+            }
+            tr->pending_def = hr_xcalloc(1, sizeof *tr->pending_def);
+            *tr->pending_def = defs[i];
+        } else {
+            hr_trigger_def_clear(&defs[i]);
+        }
+        json_decref(a);
+        json_decref(b);
+    }
+    free(defs);
+}
+
+static void on_defs_version(void *ud, int rc, int64_t version)
+{
+    hr_dispatcher_t *d = ud;
+    d->defs_checking = 0;
+    if (rc || d->stopping) {
+        maybe_finish(d);
+        return;
+    }
+    if (d->defs_version >= 0 && version != d->defs_version) reload_defs(d);
+    d->defs_version = version;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Timer, start and stop                                                                      */
+
+static void on_tick(uv_timer_t *t)
+{
+    hr_dispatcher_t *d = t->data;
+    if (d->stopping) return;
+    uint64_t now = hr_mono_us();
+    if (!d->defs_checking && now - d->defs_checked_us >= d->opts.defs_check_ms * 1000) {
+        d->defs_checked_us = now;
+        d->defs_checking = 1;
+        if (d->ops->defs_version(d->store, on_defs_version, d) != 0) d->defs_checking = 0;
+    }
+    reap_removed(d);
+    if (d->activity) d->poll_us = d->opts.poll_min_us;
+    else if (d->poll_us < d->opts.poll_max_us) d->poll_us *= 2;
+    if (d->poll_us > d->opts.poll_max_us) d->poll_us = d->opts.poll_max_us;
+    d->activity = 0;
+    start_reads(d);
+    /* Wake earlier when a retry comes due before the next poll. */
+    uint64_t wait = d->poll_us;
+    now = hr_mono_us();
+    for (trig_t *tr = d->trigs; tr; tr = tr->next)
+        if (tr->retry_phase == IDLE && tr->retry_due_us > now && tr->retry_due_us - now < wait)
+            wait = tr->retry_due_us - now;
+    uint64_t ms = (wait + 999) / 1000;
+    uv_timer_start(&d->tick, on_tick, ms ? ms : 1, 0);
+}
+
+int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *store,
+                       const hr_trigger_def_t *defs, size_t ndefs, const hr_dispatch_opts_t *opts,
+                       hr_dispatcher_t **out, hr_err_t *err)
+{
+    hr_dispatcher_t *d = hr_xcalloc(1, sizeof *d);
+    d->loop = loop;
+    d->ops = ops;
+    d->store = store;
+    d->opts.page_size = opts && opts->page_size ? opts->page_size : 500;
+    d->opts.poll_min_us = opts && opts->poll_min_us ? opts->poll_min_us : 1000;
+    d->opts.poll_max_us = opts && opts->poll_max_us ? opts->poll_max_us : 100000;
+    d->opts.defs_check_ms = opts && opts->defs_check_ms ? opts->defs_check_ms : 1000;
+    d->poll_us = d->opts.poll_min_us;
+    d->defs_version = -1;
+    d->defs_checked_us = hr_mono_us() - d->opts.defs_check_ms * 1000;
+    d->rng = (uint64_t)hr_wall_us() ^ ((uint64_t)(uintptr_t)d << 17) ^ 0x9E3779B97F4A7C15ull;
+    hr_buf_init(&d->body, 0);
+    int rc = hr_http_init(loop, &d->http, err);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    for (size_t i = 0; i < ndefs; i++) trig_new(d, &defs[i]);
+    uv_timer_init(loop, &d->tick);
+    uv_timer_init(loop, &d->grace);
+    d->tick.data = d->grace.data = d;
+    d->handles_open = 2;
+    uv_timer_start(&d->tick, on_tick, 0, 0);
+    *out = d;
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    hr_dispatcher_t *d = h->data;
+    if (--d->handles_open > 0) return;
+    void (*done)(void *) = d->done;
+    void *ud = d->done_ud;
+    while (d->trigs) {
+        trig_t *tr = d->trigs;
+        d->trigs = tr->next;
+        trig_free(tr);
+    }
+    hr_buf_free(&d->body);
+    free(d);
+    if (done) done(ud);
+}
+
+/* 1 while a store operation of d has not called back yet. */
+static int db_busy(const hr_dispatcher_t *d)
+{
+    if (d->defs_checking) return 1;
+    for (const trig_t *tr = d->trigs; tr; tr = tr->next)
+        if (tr->log_phase == READING || tr->log_phase == SETTLING || tr->retry_phase == READING ||
+            tr->retry_phase == SETTLING)
+            return 1;
+    return 0;
+}
+
+/* The last step of closing: once HTTP is closed and no store callback is pending. */
+static void finalize(hr_dispatcher_t *d)
+{
+    if (!d->http_closed || d->handles_closing || db_busy(d)) return;
+    d->handles_closing = 1;
+    uv_close((uv_handle_t *)&d->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&d->grace, on_handle_closed);
+}
+
+static void on_http_closed(void *ud)
+{
+    hr_dispatcher_t *d = ud;
+    d->http_closed = 1;
+    finalize(d);
+}
+
+static int busy(const hr_dispatcher_t *d)
+{
+    if (db_busy(d)) return 1;
+    for (const trig_t *tr = d->trigs; tr; tr = tr->next)
+        if (tr->log_phase != IDLE || tr->retry_phase != IDLE || tr->inflight) return 1;
+    return 0;
+}
+
+/* While stopping: once nothing is in flight, release everything. */
+static void maybe_finish(hr_dispatcher_t *d)
+{
+    if (d->stopping == 2) {
+        finalize(d);
+        return;
+    }
+    if (!d->stopping || busy(d)) return;
+    d->stopping = 2;
+    uv_timer_stop(&d->grace);
+    hr_http_close(d->http, on_http_closed, d);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    hr_dispatcher_t *d = t->data;
+    hr_log(HR_LOG_WARN, "msg=\"grace period over; cancelling requests in flight (they will be "
+           "delivered again)\"");
+    /* Cut-off pages are dropped unsettled: their cursor does not move, so they are read again. */
+    for (trig_t *tr = d->trigs; tr; tr = tr->next) {
+        for (int k = 0; k < 2; k++) {
+            batch_t **bp = k ? &tr->retry : &tr->log;
+            if (*bp && (k ? tr->retry_phase : tr->log_phase) == DELIVERING) {
+                (*bp)->open = (size_t)-1; /* never reaches zero: no settle */
+                (*bp)->next = (*bp)->page->nevents;
+            }
+        }
+    }
+    d->stopping = 2;
+    hr_http_close(d->http, on_http_closed, d);
+}
+
+void hr_dispatcher_close(hr_dispatcher_t *d, uint64_t grace_ms, void (*done)(void *ud), void *ud)
+{
+    d->done = done;
+    d->done_ud = ud;
+    d->stopping = 1;
+    uv_timer_stop(&d->tick);
+    hr_log(HR_LOG_INFO, "msg=\"stopping: finishing pages in flight\" grace_ms=%" PRIu64, grace_ms);
+    uv_timer_start(&d->grace, on_grace, grace_ms ? grace_ms : 1, 0);
+    maybe_finish(d);
+}

@@ -1,0 +1,106 @@
+/* store.h: herald's storage backends behind one operations table.
+ *
+ * A backend keeps the log, the cursors, the delayed queue, the attempts and the stored trigger
+ * definitions. Nothing outside src/store/ sees libpq or sqlite3; everything else goes through
+ * hr_store_ops_t. Two kinds of operation:
+ *   - administrative ones (apply, load definitions, status) are synchronous: the CLI uses them,
+ *     and `serve` only at start;
+ *   - the dispatcher's ones (read a page, read due retries, settle) are asynchronous on the
+ *     libuv loop: each calls its callback exactly once, unless it returned an error.
+ *
+ * Cursors are opaque strings owned by the backend (PostgreSQL: two snapshots and a key position;
+ * see store_pg.c). The dispatcher only passes them back. */
+#ifndef HR_STORE_H
+#define HR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "dispatch/event.h"
+
+typedef struct hr_store hr_store_t;
+
+/* A page of events read for one trigger. Owned by the caller after the callback; free it with
+ * hr_page_free. events[i] strings point into backend memory kept alive by the page. */
+typedef struct hr_page {
+    hr_event_t *events;
+    size_t nevents;
+    int *attempts;      /* retries read from the delayed queue: attempts made so far; else NULL */
+    char *cursor_after; /* cursor to pass to the next read and to settle (log pages only) */
+    int exhausted;      /* 1 when the read reached the end of what is visible now */
+    int64_t next_due_ms; /* retry pages: ms until the next not-yet-due retry, -1 when none */
+    void *backend_data; /* freed with the page */
+    void (*backend_free)(void *backend_data);
+} hr_page_t;
+
+void hr_page_free(hr_page_t *page);
+
+/* The outcome of one delivery attempt, to be recorded by settle. */
+typedef struct hr_attempt_rec {
+    int64_t seq;
+    const char *event_id;
+    int attempt;         /* 1-based number of this attempt */
+    long status;         /* 0 when no response */
+    double latency_ms;
+    const char *error;   /* NULL on a 2xx */
+    const char *response; /* response body excerpt, may be NULL */
+    /* What happens to the event next: */
+    int settled;         /* 1: done (2xx); 0: retry later or dead */
+    int dead;            /* 1: retries exhausted */
+    uint64_t delay_ms;   /* when not settled and not dead: time until the next attempt */
+} hr_attempt_rec_t;
+
+typedef void (*hr_store_page_cb)(void *ud, int rc, hr_page_t *page, const char *errmsg);
+typedef void (*hr_store_done_cb)(void *ud, int rc, const char *errmsg);
+
+/* One line of what apply changed, e.g. "trigger order_events: created". */
+typedef void (*hr_store_report_fn)(void *ud, const char *line);
+
+typedef struct hr_store_ops {
+    const char *name; /* "postgres" */
+
+    /* --- synchronous, for the CLI and start-up --- */
+    /* Opens a backend for url. loop may be NULL for CLI use (async operations then unavailable). */
+    int (*open)(const char *url, uv_loop_t *loop, hr_store_t **out, hr_err_t *err);
+    /* Makes the database match cfg in one transaction: schema migration, capture, definitions,
+     * cursors. Reports each change; nothing changed reports nothing. HR_ECONFIG when the config
+     * names a table or column that does not exist (then nothing is installed). */
+    int (*apply)(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn report, void *ud,
+                 hr_err_t *err);
+    /* Loads the stored trigger definitions. *out is an array the caller frees with
+     * hr_trigger_def_clear on each and free. HR_ESCHEMA when herald's schema is missing or newer. */
+    int (*load_triggers)(hr_store_t *st, hr_trigger_def_t **out, size_t *n, hr_err_t *err);
+    /* A number that changes whenever the stored definitions change (async, on the loop). */
+    int (*defs_version)(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud);
+
+    /* --- asynchronous, for the dispatcher --- */
+    /* Reads up to limit events of trigger t after cursor (NULL: the stored cursor). */
+    int (*read_page)(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor, size_t limit,
+                     hr_store_page_cb cb, void *ud);
+    /* Reads up to limit retries of t that are due now. */
+    int (*read_due)(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, hr_store_page_cb cb,
+                    void *ud);
+    /* Records attempts and their consequences, and moves the cursor to cursor_after (NULL: the
+     * cursor stays), all in one transaction. from_retry: the attempts came from the delayed queue.
+     * With n == 0 it only persists the cursor. */
+    int (*settle)(hr_store_t *st, const char *trigger, const char *cursor_after,
+                  const hr_attempt_rec_t *recs, size_t n, int from_retry, hr_store_done_cb cb,
+                  void *ud);
+
+    /* Number of times the async connection was re-established. */
+    uint64_t (*reconnects)(hr_store_t *st);
+    /* Cancels pending async work (callbacks run with HR_ECANCELED), closes loop handles, frees st;
+     * done(ud) when everything is released (may be NULL for CLI stores). */
+    void (*close)(hr_store_t *st, void (*done)(void *ud), void *ud);
+} hr_store_ops_t;
+
+extern const hr_store_ops_t hr_store_pg_ops;
+
+/* The backend for url (postgres:// or postgresql:// or a libpq key=value string), or NULL. */
+const hr_store_ops_t *hr_store_ops_for_url(const char *url);
+
+#endif

@@ -1,0 +1,912 @@
+/* store_pg.c: the PostgreSQL backend.
+ *
+ * Reading the log without a commit-order gap (DESIGN.md 3.2). A sequence number is taken when a
+ * row is written, but becomes visible at commit, so "last seq seen" would skip a transaction that
+ * took a small seq and committed late. A cursor therefore holds a range of two snapshots (lo, hi):
+ * the events of the range are those whose xid is visible in hi and not in lo. Every transaction of
+ * the range has committed, so the range is a closed set; it is read in (xid, seq) key order, pages
+ * at a time, through the log's (xid, seq) index. When a range is exhausted, lo := hi and hi :=
+ * pg_current_snapshot() (taken by the reading statement itself, so everything visible in hi is
+ * visible to that statement).
+ *
+ * Cursor text, opaque to the dispatcher: "lo|hi|last_xid|last_seq|advance", where advance = 1
+ * means the range is exhausted and the next read starts the next range. herald.cursors stores
+ * lo, hi, last_xid, last_seq; a stored cursor is always continued (advance 0).
+ *
+ * Settling a page (herald.settle) writes attempts, delayed rows and the cursor in one statement,
+ * hence one transaction: a crash replays at most the pages in flight, never skips.
+ *
+ * Administrative operations (apply, load_triggers) use a separate blocking connection. */
+#include "store/pg_int.h"
+#include "store/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture/capture.h"
+#include "core/log.h"
+
+struct hr_store {
+    char *url;
+    PGconn *admin;       /* blocking connection, opened on first use */
+    hr_pgconn_t *async;  /* NULL for CLI stores */
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers                                                                              */
+
+static int pg_fail(hr_err_t *err, PGconn *conn, PGresult *res, const char *what)
+{
+    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", m && *m ? m : "unknown error");
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    return hr_err_set(err, HR_EDB, "%s: %s", what, msg);
+}
+
+/* Runs a command on the admin connection; returns its result (caller clears) or NULL. */
+static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
+                             hr_err_t *err, const char *what)
+{
+    PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        pg_fail(err, conn, r, what);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int exec_cmd(PGconn *conn, const char *sql, hr_err_t *err, const char *what)
+{
+    PGresult *r = exec_params(conn, sql, 0, NULL, err, what);
+    if (!r) return HR_EDB;
+    PQclear(r);
+    return 0;
+}
+
+static int admin_conn(hr_store_t *st, hr_err_t *err)
+{
+    if (st->admin && PQstatus(st->admin) == CONNECTION_OK) return 0;
+    if (st->admin) PQfinish(st->admin);
+    st->admin = hr_pg_connect_blocking(st->url, err);
+    return st->admin ? 0 : HR_EDB;
+}
+
+/* Appends s as a JSON string, replacing invalid UTF-8 with U+FFFD: jsonb rejects invalid UTF-8,
+ * and one bad response body must never make a settle fail forever. */
+static void put_json_text(hr_buf_t *b, const char *s)
+{
+    hr_buf_t clean = HR_BUF_INIT;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int ok = len > 0;
+        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok && len == 2 && *p < 0xC2) ok = 0; /* overlong */
+        if (ok && len == 3) {
+            unsigned cp = ((p[0] & 0xFu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) ok = 0;
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((p[0] & 0x7u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
+                          (p[3] & 0x3Fu);
+            if (cp < 0x10000 || cp > 0x10FFFF) ok = 0;
+        }
+        if (ok) {
+            hr_buf_append(&clean, p, (size_t)len);
+            p += len;
+        } else {
+            hr_buf_puts(&clean, "\xEF\xBF\xBD");
+            p++;
+        }
+    }
+    hr_buf_put_json_string(b, clean.data ? clean.data : "");
+    hr_buf_free(&clean);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Open / close                                                                               */
+
+static int pg_open(const char *url, uv_loop_t *loop, hr_store_t **out, hr_err_t *err)
+{
+    hr_store_t *st = hr_xcalloc(1, sizeof *st);
+    st->url = hr_xstrdup(url);
+    if (loop) {
+        int rc = hr_pgconn_init(loop, url, &st->async, err);
+        if (rc) {
+            free(st->url);
+            free(st);
+            return rc;
+        }
+    }
+    *out = st;
+    return 0;
+}
+
+typedef struct close_ctx {
+    hr_store_t *st;
+    void (*done)(void *);
+    void *ud;
+} close_ctx_t;
+
+static void pg_closed(void *ud)
+{
+    close_ctx_t *cc = ud;
+    free(cc->st->url);
+    free(cc->st);
+    if (cc->done) cc->done(cc->ud);
+    free(cc);
+}
+
+static void pg_close(hr_store_t *st, void (*done)(void *ud), void *ud)
+{
+    if (st->admin) PQfinish(st->admin);
+    st->admin = NULL;
+    close_ctx_t *cc = hr_xcalloc(1, sizeof *cc);
+    cc->st = st;
+    cc->done = done;
+    cc->ud = ud;
+    if (st->async) hr_pgconn_close(st->async, pg_closed, cc);
+    else pg_closed(cc);
+}
+
+static uint64_t pg_reconnects(hr_store_t *st)
+{
+    return st->async ? hr_pgconn_reconnects(st->async) : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Schema                                                                                     */
+
+/* Reads herald.meta's schema_version: 0 when herald is not installed. */
+static int schema_version(PGconn *conn, int *version, hr_err_t *err)
+{
+    PGresult *r = exec_params(conn, "SELECT to_regclass('herald.meta') IS NOT NULL", 0, NULL, err,
+                              "reading herald's schema version");
+    if (!r) return HR_EDB;
+    int installed = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    *version = 0;
+    if (!installed) return 0;
+    r = exec_params(conn, "SELECT value FROM herald.meta WHERE key = 'schema_version'", 0, NULL,
+                    err, "reading herald's schema version");
+    if (!r) return HR_EDB;
+    if (PQntuples(r) == 1) *version = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+static int check_known_version(int version, hr_err_t *err)
+{
+    if (version > hr_pg_schema_version)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "the database's herald schema is version %d, newer than this herald "
+                          "knows (%d): upgrade herald",
+                          version, hr_pg_schema_version);
+    return 0;
+}
+
+static int migrate(PGconn *conn, hr_store_report_fn report, void *ud, hr_err_t *err)
+{
+    int version = 0, rc;
+    if ((rc = schema_version(conn, &version, err))) return rc;
+    if ((rc = check_known_version(version, err))) return rc;
+    if (version == hr_pg_schema_version) return 0;
+    if ((rc = exec_cmd(conn,
+                       "CREATE SCHEMA IF NOT EXISTS herald;"
+                       "CREATE TABLE IF NOT EXISTS herald.meta (key text PRIMARY KEY,"
+                       " value text NOT NULL);"
+                       "INSERT INTO herald.meta VALUES ('defs_version', '0')"
+                       " ON CONFLICT DO NOTHING;",
+                       err, "creating schema herald")))
+        return rc;
+    for (int v = version; v < hr_pg_schema_version; v++) {
+        char what[64];
+        snprintf(what, sizeof what, "migrating herald's schema to version %d", v + 1);
+        if ((rc = exec_cmd(conn, hr_pg_migrations[v], err, what))) return rc;
+    }
+    char vs[16];
+    snprintf(vs, sizeof vs, "%d", hr_pg_schema_version);
+    const char *p[] = {vs};
+    PGresult *r = exec_params(conn,
+                              "INSERT INTO herald.meta VALUES ('schema_version', $1)"
+                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                              1, p, err, "recording herald's schema version");
+    if (!r) return HR_EDB;
+    PQclear(r);
+    char line[128];
+    if (version == 0) snprintf(line, sizeof line, "schema: installed version %d", hr_pg_schema_version);
+    else snprintf(line, sizeof line, "schema: migrated from version %d to %d", version,
+                  hr_pg_schema_version);
+    report(ud, line);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Apply                                                                                      */
+
+/* Checks that every table and column the config names exists; appends one line per problem. */
+static int validate_tables(PGconn *conn, const hr_config_t *cfg, hr_err_t *err)
+{
+    int bad = 0;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const hr_trigger_def_t *t = &cfg->triggers[i];
+        if (!t->table) continue;
+        const char *p[] = {t->schema, t->table};
+        PGresult *r = exec_params(conn,
+                                  "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n"
+                                  " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                                  2, p, err, "looking up tables");
+        if (!r) return HR_EDB;
+        if (PQntuples(r) == 0) {
+            hr_err_append(err, HR_ECONFIG, "trigger %s: table %s.%s does not exist", t->name,
+                          t->schema, t->table);
+            bad = 1;
+        } else if (strcmp(PQgetvalue(r, 0, 0), "r") != 0 && strcmp(PQgetvalue(r, 0, 0), "p") != 0) {
+            hr_err_append(err, HR_ECONFIG, "trigger %s: %s.%s is not a table", t->name, t->schema,
+                          t->table);
+            bad = 1;
+        }
+        PQclear(r);
+        if (bad) continue;
+        for (int which = 0; which < 2; which++) {
+            char **cols = which ? t->payload : t->columns;
+            size_t n = which ? t->npayload : t->ncolumns;
+            for (size_t k = 0; k < n; k++) {
+                const char *q[] = {t->schema, t->table, cols[k]};
+                r = exec_params(conn,
+                                "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                                " WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3"
+                                " AND a.attnum > 0 AND NOT a.attisdropped",
+                                3, q, err, "looking up columns");
+                if (!r) return HR_EDB;
+                if (PQntuples(r) == 0) {
+                    hr_err_append(err, HR_ECONFIG, "trigger %s: %s: column %s does not exist in %s.%s",
+                                  t->name, which ? "payload" : "columns", cols[k], t->schema,
+                                  t->table);
+                    bad = 1;
+                }
+                PQclear(r);
+            }
+        }
+    }
+    return bad ? HR_ECONFIG : 0;
+}
+
+typedef struct table_ops {
+    char *schema, *table;
+    unsigned want, have;
+} table_ops_t;
+
+static table_ops_t *find_table(table_ops_t *v, size_t n, const char *schema, const char *table)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].schema, schema) == 0 && strcmp(v[i].table, table) == 0) return &v[i];
+    return NULL;
+}
+
+static void ops_names(unsigned ops, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%s%s%s%s", ops & HR_OP_INSERT ? "insert" : "",
+             (ops & HR_OP_INSERT) && (ops & (HR_OP_UPDATE | HR_OP_DELETE)) ? ", " : "",
+             ops & HR_OP_UPDATE ? "update" : "",
+             (ops & HR_OP_UPDATE) && (ops & HR_OP_DELETE) ? ", " : "", ops & HR_OP_DELETE ? "delete" : "");
+}
+
+static int sync_capture(PGconn *conn, const hr_config_t *cfg, hr_store_report_fn report, void *ud,
+                        hr_err_t *err)
+{
+    const unsigned row_ops = HR_OP_INSERT | HR_OP_UPDATE | HR_OP_DELETE;
+    table_ops_t *v = NULL;
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const hr_trigger_def_t *t = &cfg->triggers[i];
+        if (!t->table || !(t->ops & row_ops)) continue;
+        table_ops_t *e = find_table(v, n, t->schema, t->table);
+        if (!e) {
+            v = hr_xrealloc(v, (n + 1) * sizeof *v);
+            e = &v[n++];
+            e->schema = hr_xstrdup(t->schema);
+            e->table = hr_xstrdup(t->table);
+            e->want = e->have = 0;
+        }
+        e->want |= t->ops & row_ops;
+    }
+    PGresult *r = exec_params(conn,
+                              "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t"
+                              " JOIN pg_class c ON c.oid = t.tgrelid"
+                              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                              " WHERE t.tgname IN ('herald_capture_insert', 'herald_capture_update',"
+                              " 'herald_capture_delete')",
+                              0, NULL, err, "listing capture triggers");
+    if (!r) {
+        rc = HR_EDB;
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *schema = PQgetvalue(r, i, 0), *table = PQgetvalue(r, i, 1);
+        const char *tg = PQgetvalue(r, i, 2);
+        table_ops_t *e = find_table(v, n, schema, table);
+        if (!e) {
+            v = hr_xrealloc(v, (n + 1) * sizeof *v);
+            e = &v[n++];
+            e->schema = hr_xstrdup(schema);
+            e->table = hr_xstrdup(table);
+            e->want = e->have = 0;
+        }
+        e->have |= strcmp(tg, "herald_capture_insert") == 0   ? HR_OP_INSERT
+                   : strcmp(tg, "herald_capture_update") == 0 ? HR_OP_UPDATE
+                                                              : HR_OP_DELETE;
+    }
+    PQclear(r);
+    hr_buf_t sql = HR_BUF_INIT;
+    for (size_t i = 0; i < n && !rc; i++) {
+        table_ops_t *e = &v[i];
+        if (e->want == e->have) continue;
+        hr_buf_reset(&sql);
+        const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
+        for (int k = 0; k < 3; k++) {
+            if ((e->have & ops[k]) && !(e->want & ops[k]))
+                hr_capture_pg_drop(e->schema, e->table, ops[k], &sql);
+            if (!(e->have & ops[k]) && (e->want & ops[k]))
+                hr_capture_pg_create(e->schema, e->table, ops[k], &sql);
+        }
+        rc = exec_cmd(conn, sql.data, err, "installing capture");
+        if (rc) break;
+        char names[64], line[600];
+        ops_names(e->want, names, sizeof names);
+        if (!e->have)
+            snprintf(line, sizeof line, "capture: installed on %s.%s (%s)", e->schema, e->table, names);
+        else if (!e->want)
+            snprintf(line, sizeof line, "capture: removed from %s.%s", e->schema, e->table);
+        else
+            snprintf(line, sizeof line, "capture: changed on %s.%s (%s)", e->schema, e->table, names);
+        report(ud, line);
+    }
+    hr_buf_free(&sql);
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].schema);
+        free(v[i].table);
+    }
+    free(v);
+    return rc;
+}
+
+static int sync_definitions(PGconn *conn, const hr_config_t *cfg, hr_store_report_fn report,
+                            void *ud, hr_err_t *err)
+{
+    int rc = 0, changed = 0;
+    char line[256];
+    PGresult *r = exec_params(conn, "SELECT name, definition::text FROM herald.triggers", 0, NULL,
+                              err, "reading trigger definitions");
+    if (!r) return HR_EDB;
+    for (size_t i = 0; i < cfg->ntriggers && !rc; i++) {
+        const hr_trigger_def_t *t = &cfg->triggers[i];
+        json_t *j = hr_trigger_def_to_json(t);
+        char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        int found = -1;
+        for (int k = 0; k < PQntuples(r); k++)
+            if (strcmp(PQgetvalue(r, k, 0), t->name) == 0) found = k;
+        int same = 0;
+        if (found >= 0) {
+            json_t *old = json_loads(PQgetvalue(r, found, 1), 0, NULL);
+            same = old && json_equal(old, j);
+            json_decref(old);
+        }
+        if (!same) {
+            const char *p[] = {t->name, text};
+            PGresult *u = exec_params(conn,
+                                      "INSERT INTO herald.triggers (name, definition) VALUES ($1, $2)"
+                                      " ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,"
+                                      " updated_at = now()",
+                                      2, p, err, "storing a trigger definition");
+            if (!u) rc = HR_EDB;
+            PQclear(u);
+            if (!rc && found < 0) {
+                /* A new trigger's cursor: an empty range at "now" (everything committed before
+                 * this transaction is skipped), or before the first transaction. */
+                const char *q[] = {t->name, t->start_beginning ? "1" : "0"};
+                u = exec_params(conn,
+                                "INSERT INTO herald.cursors (trigger, lo, hi) SELECT $1, s, s FROM"
+                                " (SELECT CASE WHEN $2 = '1' THEN '1:1:'::pg_snapshot"
+                                " ELSE pg_current_snapshot() END AS s) x"
+                                " ON CONFLICT (trigger) DO NOTHING",
+                                2, q, err, "creating a cursor");
+                if (!u) rc = HR_EDB;
+                PQclear(u);
+            }
+            if (!rc) {
+                snprintf(line, sizeof line, "trigger %s: %s", t->name, found < 0 ? "created" : "updated");
+                report(ud, line);
+                changed = 1;
+            }
+        }
+        free(text);
+        json_decref(j);
+    }
+    for (int k = 0; k < PQntuples(r) && !rc; k++) {
+        const char *name = PQgetvalue(r, k, 0);
+        int keep = 0;
+        for (size_t i = 0; i < cfg->ntriggers; i++)
+            if (strcmp(cfg->triggers[i].name, name) == 0) keep = 1;
+        if (keep) continue;
+        const char *p[] = {name};
+        PGresult *u = exec_params(conn,
+                                  "DELETE FROM herald.triggers WHERE name = $1;", 1, p, err,
+                                  "removing a trigger");
+        if (!u) rc = HR_EDB;
+        PQclear(u);
+        if (!rc) {
+            u = exec_params(conn, "DELETE FROM herald.cursors WHERE trigger = $1", 1, p, err,
+                            "removing a cursor");
+            if (!u) rc = HR_EDB;
+            PQclear(u);
+        }
+        if (!rc) {
+            u = exec_params(conn, "DELETE FROM herald.delayed WHERE trigger = $1", 1, p, err,
+                            "removing pending retries");
+            if (!u) rc = HR_EDB;
+            PQclear(u);
+        }
+        if (!rc) {
+            snprintf(line, sizeof line, "trigger %s: removed", name);
+            report(ud, line);
+            changed = 1;
+        }
+    }
+    PQclear(r);
+    if (!rc && changed)
+        rc = exec_cmd(conn,
+                      "UPDATE herald.meta SET value = (value::bigint + 1)::text"
+                      " WHERE key = 'defs_version'",
+                      err, "bumping the definitions version");
+    return rc;
+}
+
+static int pg_apply(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn report, void *ud,
+                    hr_err_t *err)
+{
+    int rc = admin_conn(st, err);
+    if (rc) return rc;
+    PGconn *conn = st->admin;
+    if ((rc = exec_cmd(conn, "BEGIN", err, "starting the apply transaction"))) return rc;
+    /* One apply at a time, whatever number of herald processes share the database. */
+    if ((rc = exec_cmd(conn, "SELECT pg_advisory_xact_lock(7403927180542361)", err,
+                       "waiting for other applies")))
+        goto out;
+    if ((rc = validate_tables(conn, cfg, err))) goto out;
+    if ((rc = migrate(conn, report, ud, err))) goto out;
+    if ((rc = sync_capture(conn, cfg, report, ud, err))) goto out;
+    if ((rc = sync_definitions(conn, cfg, report, ud, err))) goto out;
+    rc = exec_cmd(conn, "COMMIT", err, "committing the apply transaction");
+    return rc;
+out:
+    exec_cmd(conn, "ROLLBACK", NULL, "rolling back");
+    return rc;
+}
+
+static int pg_load_triggers(hr_store_t *st, hr_trigger_def_t **out, size_t *nout, hr_err_t *err)
+{
+    int rc = admin_conn(st, err), version = 0;
+    if (rc) return rc;
+    if ((rc = schema_version(st->admin, &version, err))) return rc;
+    if (version == 0)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "herald's schema is not installed in this database: run herald apply");
+    if ((rc = check_known_version(version, err))) return rc;
+    if (version < hr_pg_schema_version)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "herald's schema is at version %d, this herald needs %d: run herald apply",
+                          version, hr_pg_schema_version);
+    PGresult *r = exec_params(st->admin,
+                              "SELECT name, definition::text FROM herald.triggers ORDER BY name", 0,
+                              NULL, err, "reading trigger definitions");
+    if (!r) return HR_EDB;
+    size_t n = (size_t)PQntuples(r);
+    hr_trigger_def_t *defs = hr_xcalloc(n ? n : 1, sizeof *defs);
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_error_t je;
+        json_t *j = json_loads(PQgetvalue(r, (int)i, 1), 0, &je);
+        hr_err_t e1 = {0};
+        if (!j || hr_trigger_def_from_json(j, &defs[ok], &e1) != 0) {
+            hr_log(HR_LOG_ERROR, "trigger=%s msg=\"stored definition is invalid; skipped\" error=\"%s\"",
+                   PQgetvalue(r, (int)i, 0), j ? e1.msg : je.text);
+        } else {
+            ok++;
+        }
+        json_decref(j);
+    }
+    PQclear(r);
+    *out = defs;
+    *nout = ok;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Asynchronous operations                                                                    */
+
+typedef struct op_ctx {
+    hr_store_t *st;
+    const hr_trigger_def_t *t;
+    size_t limit;
+    hr_store_page_cb page_cb;
+    hr_store_done_cb done_cb;
+    void (*version_cb)(void *, int, int64_t);
+    void *ud;
+    char *cursor[4]; /* lo, hi, last_xid, last_seq */
+    int advance;
+} op_ctx_t;
+
+static void op_free(op_ctx_t *c)
+{
+    for (int i = 0; i < 4; i++) free(c->cursor[i]);
+    free(c);
+}
+
+static void free_result(void *p)
+{
+    PQclear(p);
+}
+
+static void on_version(void *ud, int rc, PGresult *res, const char *msg)
+{
+    op_ctx_t *c = ud;
+    int64_t v = -1;
+    if (!rc && PQntuples(res) == 1) v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (res) PQclear(res);
+    c->version_cb(c->ud, rc, v);
+    op_free(c);
+}
+
+static int pg_defs_version(hr_store_t *st, void (*cb)(void *, int, int64_t), void *ud)
+{
+    op_ctx_t *c = hr_xcalloc(1, sizeof *c);
+    c->version_cb = cb;
+    c->ud = ud;
+    return hr_pgconn_query(st->async, "SELECT value FROM herald.meta WHERE key = 'defs_version'", 0,
+                           NULL, on_version, c);
+}
+
+/* The filter of a trigger's reads: table triggers match their source and operations; event
+ * triggers match emitted types exactly or by prefix. Appends SQL using $6 and $7. */
+static void filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
+{
+    if (t->table) {
+        hr_capture_source(t->schema, t->table, p6);
+        hr_buf_puts(p7, "{");
+        const char *names[] = {"INSERT", "UPDATE", "DELETE", "MANUAL"};
+        int first = 1;
+        for (int i = 0; i < 4; i++) {
+            if (!(t->ops & (1u << i))) continue;
+            hr_buf_printf(p7, "%s%s", first ? "" : ",", names[i]);
+            first = 0;
+        }
+        hr_buf_puts(p7, "}");
+        return;
+    }
+    /* Arrays of exact types ($6) and LIKE patterns ($7), as array literals. */
+    hr_buf_puts(p6, "{");
+    hr_buf_puts(p7, "{");
+    int f6 = 1, f7 = 1;
+    for (size_t i = 0; i < t->nevents; i++) {
+        const char *e = t->events[i];
+        size_t len = strlen(e);
+        int prefix = len && e[len - 1] == '*';
+        hr_buf_t *b = prefix ? p7 : p6;
+        int *first = prefix ? &f7 : &f6;
+        hr_buf_puts(b, *first ? "\"" : ",\"");
+        *first = 0;
+        for (size_t k = 0; k < (prefix ? len - 1 : len); k++) {
+            char ch = e[k];
+            if (prefix && (ch == '%' || ch == '_')) hr_buf_puts(b, "\\\\"); /* LIKE escape */
+            if (ch == '"' || ch == '\\') hr_buf_putc(b, '\\');
+            if (prefix && ch == '\\') hr_buf_puts(b, "\\\\");
+            hr_buf_putc(b, ch);
+        }
+        if (prefix) hr_buf_putc(b, '%');
+        hr_buf_putc(b, '"');
+    }
+    hr_buf_puts(p6, "}");
+    hr_buf_puts(p7, "}");
+}
+
+#define EVENT_COLUMNS                                                                              \
+    "e.seq, e.id::text, e.xid::text, to_char(e.at AT TIME ZONE 'UTC',"                             \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), e.source, e.op, e.old::text, e.new::text,"             \
+    " e.session::text"
+
+static const char *const read_sql_table =
+    "WITH c AS (SELECT $1::pg_snapshot AS lo, coalesce($2::pg_snapshot, pg_current_snapshot()) AS hi)"
+    " SELECT c.lo::text, c.hi::text, " EVENT_COLUMNS " FROM c LEFT JOIN LATERAL ("
+    " SELECT l.* FROM herald.log l"
+    " WHERE l.xid >= pg_snapshot_xmin(c.lo) AND l.xid < pg_snapshot_xmax(c.hi)"
+    " AND (l.xid, l.seq) > ($3::xid8, $4::bigint)"
+    " AND pg_visible_in_snapshot(l.xid, c.hi) AND NOT pg_visible_in_snapshot(l.xid, c.lo)"
+    " AND l.source = $6 AND l.op = ANY ($7::text[])"
+    " ORDER BY l.xid, l.seq LIMIT $5) e ON true ORDER BY e.xid, e.seq";
+
+static const char *const read_sql_events =
+    "WITH c AS (SELECT $1::pg_snapshot AS lo, coalesce($2::pg_snapshot, pg_current_snapshot()) AS hi)"
+    " SELECT c.lo::text, c.hi::text, " EVENT_COLUMNS " FROM c LEFT JOIN LATERAL ("
+    " SELECT l.* FROM herald.log l"
+    " WHERE l.xid >= pg_snapshot_xmin(c.lo) AND l.xid < pg_snapshot_xmax(c.hi)"
+    " AND (l.xid, l.seq) > ($3::xid8, $4::bigint)"
+    " AND pg_visible_in_snapshot(l.xid, c.hi) AND NOT pg_visible_in_snapshot(l.xid, c.lo)"
+    " AND l.op = 'EMIT' AND (l.source = ANY ($6::text[]) OR l.source LIKE ANY ($7::text[]))"
+    " ORDER BY l.xid, l.seq LIMIT $5) e ON true ORDER BY e.xid, e.seq";
+
+/* Fills ev from row i of res, where the event columns start at column c0. */
+static void row_event(PGresult *res, int i, int c0, const hr_trigger_def_t *t, hr_event_t *ev)
+{
+#define COL(k) (PQgetisnull(res, i, c0 + (k)) ? NULL : PQgetvalue(res, i, c0 + (k)))
+    ev->seq = strtoll(PQgetvalue(res, i, c0), NULL, 10);
+    ev->id = COL(1);
+    ev->created_at = COL(3);
+    ev->op = COL(5);
+    if (strcmp(ev->op, "EMIT") == 0) {
+        ev->type = COL(4);
+        ev->schema = ev->table = NULL;
+    } else {
+        ev->type = NULL;
+        ev->schema = t->schema;
+        ev->table = t->table;
+    }
+    ev->old_json = COL(6);
+    ev->new_json = COL(7);
+    ev->session_json = COL(8);
+#undef COL
+}
+
+static void on_page(void *ud, int rc, PGresult *res, const char *msg)
+{
+    op_ctx_t *c = ud;
+    if (rc) {
+        c->page_cb(c->ud, rc, NULL, msg);
+        op_free(c);
+        return;
+    }
+    hr_page_t *page = hr_xcalloc(1, sizeof *page);
+    int rows = PQntuples(res);
+    page->events = hr_xcalloc((size_t)rows + 1, sizeof *page->events);
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 2)) continue; /* the empty range's single row */
+        row_event(res, i, 2, c->t, &page->events[page->nevents++]);
+    }
+    const char *lo = PQgetvalue(res, 0, 0), *hi = PQgetvalue(res, 0, 1);
+    page->exhausted = page->nevents < c->limit;
+    page->next_due_ms = -1;
+    if (page->exhausted) {
+        /* The whole range is read once this page settles: the next range starts at hi. */
+        page->cursor_after = hr_xasprintf("%s|%s|0|0|1", hi, hi);
+    } else {
+        int last = rows - 1;
+        page->cursor_after = hr_xasprintf("%s|%s|%s|%s|0", lo, hi, PQgetvalue(res, last, 4),
+                                          PQgetvalue(res, last, 2));
+    }
+    page->backend_data = res;
+    page->backend_free = free_result;
+    c->page_cb(c->ud, 0, page, NULL);
+    op_free(c);
+}
+
+static int send_read(op_ctx_t *c)
+{
+    hr_buf_t p6 = HR_BUF_INIT, p7 = HR_BUF_INIT;
+    filter_params(c->t, &p6, &p7);
+    char limit[24];
+    snprintf(limit, sizeof limit, "%zu", c->limit);
+    const char *params[7];
+    if (c->advance) {
+        params[0] = c->cursor[1]; /* lo := hi */
+        params[1] = NULL;         /* hi := pg_current_snapshot() */
+        params[2] = "0";
+        params[3] = "0";
+    } else {
+        params[0] = c->cursor[0];
+        params[1] = c->cursor[1];
+        params[2] = c->cursor[2];
+        params[3] = c->cursor[3];
+    }
+    params[4] = limit;
+    params[5] = p6.data;
+    params[6] = p7.data;
+    int rc = hr_pgconn_query(c->st->async, c->t->table ? read_sql_table : read_sql_events, 7,
+                             params, on_page, c);
+    hr_buf_free(&p6);
+    hr_buf_free(&p7);
+    return rc;
+}
+
+static void on_cursor_loaded(void *ud, int rc, PGresult *res, const char *msg)
+{
+    op_ctx_t *c = ud;
+    if (!rc && PQntuples(res) != 1) {
+        rc = HR_ENOTFOUND;
+        msg = "the trigger has no cursor (was it removed?)";
+    }
+    if (rc) {
+        if (res) PQclear(res);
+        c->page_cb(c->ud, rc, NULL, msg);
+        op_free(c);
+        return;
+    }
+    for (int i = 0; i < 4; i++) c->cursor[i] = hr_xstrdup(PQgetvalue(res, 0, i));
+    PQclear(res);
+    c->advance = 0;
+    rc = send_read(c);
+    if (rc) {
+        c->page_cb(c->ud, rc, NULL, "cannot send the read");
+        op_free(c);
+    }
+}
+
+/* Splits "lo|hi|xid|seq|adv" into c->cursor and c->advance. */
+static int parse_cursor(const char *s, op_ctx_t *c)
+{
+    const char *p = s;
+    for (int i = 0; i < 4; i++) {
+        const char *bar = strchr(p, '|');
+        if (!bar) return HR_EINVAL;
+        c->cursor[i] = hr_xstrndup(p, (size_t)(bar - p));
+        p = bar + 1;
+    }
+    c->advance = strcmp(p, "1") == 0;
+    return 0;
+}
+
+static int pg_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor,
+                        size_t limit, hr_store_page_cb cb, void *ud)
+{
+    op_ctx_t *c = hr_xcalloc(1, sizeof *c);
+    c->st = st;
+    c->t = t;
+    c->limit = limit;
+    c->page_cb = cb;
+    c->ud = ud;
+    int rc;
+    if (!cursor) {
+        const char *p[] = {t->name};
+        rc = hr_pgconn_query(st->async,
+                             "SELECT lo::text, hi::text, last_xid::text, last_seq::text"
+                             " FROM herald.cursors WHERE trigger = $1",
+                             1, p, on_cursor_loaded, c);
+    } else if ((rc = parse_cursor(cursor, c)) == 0) {
+        rc = send_read(c);
+    }
+    if (rc) op_free(c);
+    return rc;
+}
+
+static void on_due(void *ud, int rc, PGresult *res, const char *msg)
+{
+    op_ctx_t *c = ud;
+    if (rc) {
+        c->page_cb(c->ud, rc, NULL, msg);
+        op_free(c);
+        return;
+    }
+    hr_page_t *page = hr_xcalloc(1, sizeof *page);
+    int rows = PQntuples(res);
+    page->events = hr_xcalloc((size_t)rows + 1, sizeof *page->events);
+    page->attempts = hr_xcalloc((size_t)rows + 1, sizeof *page->attempts);
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 1)) continue;
+        page->attempts[page->nevents] = atoi(PQgetvalue(res, i, 1));
+        row_event(res, i, 2, c->t, &page->events[page->nevents++]);
+    }
+    page->next_due_ms = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    page->exhausted = page->nevents < c->limit;
+    page->backend_data = res;
+    page->backend_free = free_result;
+    c->page_cb(c->ud, 0, page, NULL);
+    op_free(c);
+}
+
+static int pg_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit,
+                       hr_store_page_cb cb, void *ud)
+{
+    op_ctx_t *c = hr_xcalloc(1, sizeof *c);
+    c->st = st;
+    c->t = t;
+    c->limit = limit;
+    c->page_cb = cb;
+    c->ud = ud;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *p[] = {t->name, lim};
+    /* Next due is computed over the rows not returned here, so that the caller can sleep until
+     * then; the due rows themselves are in flight after this read. */
+    int rc = hr_pgconn_query(
+        st->async,
+        "WITH due AS (SELECT d.seq, d.attempts, d.due_at FROM herald.delayed d"
+        "  WHERE d.trigger = $1 AND NOT d.dead AND d.due_at <= now()"
+        "  ORDER BY d.due_at LIMIT $2::bigint),"
+        " nxt AS (SELECT greatest(0, ceil(extract(epoch FROM min(d.due_at) - now()) * 1000))::bigint"
+        "  AS ms FROM herald.delayed d WHERE d.trigger = $1 AND NOT d.dead"
+        "  AND d.seq NOT IN (SELECT seq FROM due))"
+        " SELECT nxt.ms, e.attempts, " EVENT_COLUMNS " FROM nxt LEFT JOIN LATERAL ("
+        "  SELECT l.*, due.attempts, due.due_at FROM due JOIN herald.log l ON l.seq = due.seq) e"
+        " ON true ORDER BY e.due_at",
+        2, p, on_due, c);
+    if (rc) op_free(c);
+    return rc;
+}
+
+static void on_settled(void *ud, int rc, PGresult *res, const char *msg)
+{
+    op_ctx_t *c = ud;
+    if (res) PQclear(res);
+    c->done_cb(c->ud, rc, msg);
+    op_free(c);
+}
+
+static int pg_settle(hr_store_t *st, const char *trigger, const char *cursor_after,
+                     const hr_attempt_rec_t *recs, size_t n, int from_retry, hr_store_done_cb cb,
+                     void *ud)
+{
+    op_ctx_t *c = hr_xcalloc(1, sizeof *c);
+    c->st = st;
+    c->done_cb = cb;
+    c->ud = ud;
+    if (cursor_after && parse_cursor(cursor_after, c) != 0) {
+        op_free(c);
+        return HR_EINVAL;
+    }
+    hr_buf_t j = HR_BUF_INIT;
+    hr_buf_putc(&j, '[');
+    for (size_t i = 0; i < n; i++) {
+        const hr_attempt_rec_t *a = &recs[i];
+        hr_buf_printf(&j, "%s{\"seq\":%" PRId64 ",\"event_id\":\"%s\",\"attempt\":%d,\"status\":",
+                      i ? "," : "", a->seq, a->event_id, a->attempt);
+        if (a->status) hr_buf_printf(&j, "%ld", a->status);
+        else hr_buf_puts(&j, "null");
+        hr_buf_printf(&j, ",\"latency_ms\":%.3f,\"error\":", a->latency_ms);
+        if (a->error) put_json_text(&j, a->error);
+        else hr_buf_puts(&j, "null");
+        hr_buf_puts(&j, ",\"response\":");
+        if (a->response) put_json_text(&j, a->response);
+        else hr_buf_puts(&j, "null");
+        hr_buf_printf(&j, ",\"settled\":%s,\"dead\":%s,\"delay_ms\":%llu}",
+                      a->settled ? "true" : "false", a->dead ? "true" : "false",
+                      (unsigned long long)a->delay_ms);
+    }
+    hr_buf_putc(&j, ']');
+    /* An exhausted range is stored as the empty range at its end. */
+    const char *lo = NULL, *hi = NULL, *xid = NULL, *seq = NULL;
+    if (cursor_after) {
+        lo = c->advance ? c->cursor[1] : c->cursor[0];
+        hi = c->cursor[1];
+        xid = c->advance ? "0" : c->cursor[2];
+        seq = c->advance ? "0" : c->cursor[3];
+    }
+    const char *p[] = {trigger, lo, hi, xid, seq, j.data, from_retry ? "true" : "false"};
+    int rc = hr_pgconn_query(st->async,
+                             "SELECT herald.settle($1, $2::pg_snapshot, $3::pg_snapshot, $4::xid8,"
+                             " $5::bigint, $6::jsonb, $7::boolean)",
+                             7, p, on_settled, c);
+    hr_buf_free(&j);
+    if (rc) op_free(c);
+    return rc;
+}
+
+const hr_store_ops_t hr_store_pg_ops = {
+    .name = "postgres",
+    .open = pg_open,
+    .apply = pg_apply,
+    .load_triggers = pg_load_triggers,
+    .defs_version = pg_defs_version,
+    .read_page = pg_read_page,
+    .read_due = pg_read_due,
+    .settle = pg_settle,
+    .reconnects = pg_reconnects,
+    .close = pg_close,
+};

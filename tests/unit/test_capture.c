@@ -1,0 +1,79 @@
+/* test_capture.c: golden tests for the capture DDL (tests/unit/data/capture/*.sql). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture/capture.h"
+#include "config/config.h"
+
+static char *read_golden(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "data/capture/%s", name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void check_golden(const char *schema, const char *table, const char *golden)
+{
+    hr_buf_t b = HR_BUF_INIT;
+    hr_buf_puts(&b, "-- source: ");
+    hr_capture_source(schema, table, &b);
+    hr_buf_putc(&b, '\n');
+    const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
+    for (int i = 0; i < 3; i++) hr_capture_pg_create(schema, table, ops[i], &b);
+    for (int i = 0; i < 3; i++) hr_capture_pg_drop(schema, table, ops[i], &b);
+    const char *want = read_golden(golden);
+    if (strcmp(b.data, want) != 0) fprintf(stderr, "got:\n%s\nwant:\n%s\n", b.data, want);
+    assert_string_equal(b.data, want);
+    hr_buf_free(&b);
+}
+
+static void plain_table(void **state)
+{
+    (void)state;
+    check_golden("public", "orders", "plain.sql");
+}
+
+static void awkward_names(void **state)
+{
+    (void)state;
+    check_golden("My \"Schema\"", "it's.a table", "awkward.sql");
+}
+
+static void source_forms(void **state)
+{
+    (void)state;
+    hr_buf_t b = HR_BUF_INIT;
+    hr_capture_source("s", "Mixed Case", &b);
+    assert_string_equal(b.data, "s.Mixed Case");
+    hr_buf_reset(&b);
+    hr_capture_source("a.b", "c", &b);
+    assert_string_equal(b.data, "\"a.b\".\"c\"");
+    hr_buf_reset(&b);
+    hr_capture_source("a", "b.c", &b);
+    assert_string_equal(b.data, "\"a\".\"b.c\"");
+    hr_buf_free(&b);
+    assert_null(hr_capture_trigger_name(HR_OP_MANUAL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(plain_table),
+        cmocka_unit_test(awkward_names),
+        cmocka_unit_test(source_forms),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
