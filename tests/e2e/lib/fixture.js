@@ -2,8 +2,8 @@
 // fresh database with the test's tables, a receiver, a config, `herald apply`, `herald serve`.
 //
 //   const cluster = useCluster();                      // at file level: before/after hooks
-//   e2eTest('name', async (t) => {
-//     const s = await stack(t, cluster, {
+//   e2eTest('name', async () => {
+//     const s = await stack(cluster, {
 //       sql: 'CREATE TABLE orders (...)',
 //       triggers: (r) => [{ name: 'o', table: 'public.orders', webhook: r.url('/o'), start: 'beginning' }],
 //     });
@@ -99,7 +99,7 @@ export async function freshDb(cluster, sql) {
  * opts: sql (setup), triggers (receiver → trigger list), config (extra top-level keys),
  *       env (herald's environment), serve (default true).
  */
-export async function stack(t, cluster, opts = {}) {
+export async function stack(cluster, opts = {}) {
   const { name, url, db } = await freshDb(cluster, opts.sql);
   const receiver = opts.receiver || (await receiverTracked());
   const config = {

@@ -1,0 +1,360 @@
+// What arrives at the webhook: exact Hasura-compatible payloads for INSERT/UPDATE/DELETE and
+// emitted events, headers, signatures, session variables; what must not arrive (rolled-back
+// writes, filtered updates, non-matching event types); and no event lost to commit order.
+import assert from 'node:assert/strict';
+import { Webhook } from 'standardwebhooks';
+import { attemptsOf, e2eTest, logRows, serveTracked, stack, useCluster, waitSettled } from '../lib/fixture.js';
+import { heraldVersion, run, writeConfig } from '../lib/herald.js';
+import { RFC3339_RE, UUID_RE, parallel } from '../lib/util.js';
+
+const cluster = useCluster();
+
+const ORDERS = `CREATE TABLE orders (
+  id int PRIMARY KEY, status text NOT NULL, note text, total numeric(10,2), placed_at timestamptz,
+  tags text[], meta jsonb)`;
+
+const rowId = (q) => (q.json?.event?.data?.new ?? q.json?.event?.data?.old)?.id;
+
+function assertEnvelope(body, { trigger, table, op, maxRetries, currentRetry = 0 }) {
+  assert.deepEqual(Object.keys(body).sort(), ['created_at', 'delivery_info', 'event', 'id', 'table', 'trigger']);
+  assert.match(body.id, UUID_RE);
+  assert.match(body.created_at, RFC3339_RE);
+  assert.deepEqual(body.trigger, { name: trigger });
+  assert.deepEqual(body.table, table);
+  assert.equal(body.event.op, op);
+  assert.equal(body.event.trace_context, null);
+  assert.deepEqual(body.delivery_info, { max_retries: maxRetries, current_retry: currentRetry });
+}
+
+e2eTest('INSERT, UPDATE, DELETE: exact payloads, headers, {{VAR}} expansion, log rows', async () => {
+  const version = await heraldVersion();
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    env: { ORDERS_KEY: 'key-123', HOOK_PATH: 'orders-hook' },
+    triggers: (r) => [{
+      name: 'order_events',
+      table: 'public.orders',
+      operations: ['insert', 'update', 'delete'],
+      webhook: r.url('/{{HOOK_PATH}}'),
+      headers: { 'X-Api-Key': '{{ORDERS_KEY}}', 'X-Static': 'plain value' },
+      retry: { max_retries: 3, interval: '1s' },
+      start: 'beginning',
+    }],
+  });
+  const r = s.receiver;
+  const row = {
+    id: 1, status: 'new', note: null, total: 12.5, placed_at: '2024-01-02T03:04:05Z', tags: ['a', 'b'], meta: { k: 1, s: 'x' },
+  };
+  await s.db.query(
+    'INSERT INTO orders (id, status, note, total, placed_at, tags, meta) VALUES (1, $1, NULL, 12.50, $2, $3, $4)',
+    ['new', row.placed_at, row.tags, row.meta],
+  );
+  await r.waitFor(1);
+  await s.db.query("UPDATE orders SET status = 'paid', note = 'n1' WHERE id = 1");
+  await r.waitFor(2);
+  await s.db.query('DELETE FROM orders WHERE id = 1');
+  await r.waitFor(3);
+
+  const log = await logRows(s.db, 'public.orders');
+  assert.deepEqual(log.map((l) => l.op), ['INSERT', 'UPDATE', 'DELETE']);
+  const { rows: ats } = await s.db.query("SELECT id::text AS id, at FROM herald.log WHERE source = 'public.orders' ORDER BY seq");
+
+  const normalise = (data) => data && { ...data, placed_at: data.placed_at && new Date(data.placed_at).toISOString() };
+  const iso = new Date(row.placed_at).toISOString();
+  const expected = [
+    { op: 'INSERT', old: null, new: { ...row, placed_at: iso } },
+    { op: 'UPDATE', old: { ...row, placed_at: iso }, new: { ...row, status: 'paid', note: 'n1', placed_at: iso } },
+    { op: 'DELETE', old: { ...row, status: 'paid', note: 'n1', placed_at: iso }, new: null },
+  ];
+  for (let i = 0; i < 3; i++) {
+    const q = r.requests[i];
+    const body = q.json;
+    assert.ok(body, `request ${i + 1} has a JSON body: ${q.body}`);
+    assertEnvelope(body, { trigger: 'order_events', table: { schema: 'public', name: 'orders' }, op: expected[i].op, maxRetries: 3 });
+    assert.deepEqual(Object.keys(body.event).sort(), ['data', 'op', 'session_variables', 'trace_context']);
+    assert.deepEqual(Object.keys(body.event.data).sort(), ['new', 'old']);
+    assert.deepEqual(normalise(body.event.data.old), expected[i].old);
+    assert.deepEqual(normalise(body.event.data.new), expected[i].new);
+    assert.equal(typeof (body.event.data.new ?? body.event.data.old).placed_at, 'string', 'timestamps arrive as strings');
+    assert.equal(body.event.session_variables, null);
+    // The body's id is the log's id; created_at is the log's time.
+    assert.equal(body.id, log[i].id);
+    assert.ok(Math.abs(Date.parse(body.created_at) - ats[i].at.getTime()) <= 1,
+      `created_at ${body.created_at} vs herald.log.at ${ats[i].at.toISOString()}`);
+
+    assert.equal(q.method, 'POST');
+    assert.equal(q.url, '/orders-hook');
+    assert.match(q.headers['content-type'], /^application\/json\b/);
+    assert.equal(q.headers['user-agent'], `herald/${version}`);
+    assert.equal(q.headers['webhook-id'], body.id);
+    assert.match(q.headers['webhook-timestamp'], /^\d+$/);
+    assert.ok(Math.abs(Number(q.headers['webhook-timestamp']) - Date.now() / 1000) < 300, 'webhook-timestamp is now, in seconds');
+    assert.equal(q.headers['webhook-signature'], undefined, 'no signature without a secret');
+    assert.equal(q.headers['x-api-key'], 'key-123');
+    assert.equal(q.headers['x-static'], 'plain value');
+  }
+  assert.equal(r.requests.length, 3);
+  for (const l of log) await waitSettled(s.db, l.id);
+  const attempts = await attemptsOf(s.db, log[0].id);
+  assert.deepEqual(attempts.map((a) => [a.trigger, a.attempt, a.status]), [['order_events', 1, 200]]);
+  assert.match(attempts[0].response, /"ok":\s*true/);
+  assert.equal(typeof attempts[0].latency_ms, 'number');
+});
+
+e2eTest('atomicity: rolled-back writes (whole transaction or savepoint) produce no event', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    triggers: (r) => [{ name: 'ins', table: 'public.orders', operations: ['insert'], webhook: r.url('/ins'), start: 'beginning' }],
+  });
+  const c = await s.db.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query("INSERT INTO orders (id, status) VALUES (100, 'rolled back')");
+    await c.query('ROLLBACK');
+    await c.query('BEGIN');
+    await c.query("INSERT INTO orders (id, status) VALUES (101, 'kept')");
+    await c.query('SAVEPOINT sp');
+    await c.query("INSERT INTO orders (id, status) VALUES (102, 'rolled back to savepoint')");
+    await c.query('ROLLBACK TO SAVEPOINT sp');
+    await c.query('COMMIT');
+    await c.query("INSERT INTO orders (id, status) VALUES (103, 'marker')");
+  } finally {
+    c.release();
+  }
+  await s.receiver.waitFor((reqs) => reqs.some((q) => rowId(q) === 103));
+  const log = await logRows(s.db, 'public.orders');
+  assert.deepEqual(log.map((l) => l.new.id), [101, 103], 'herald.log holds only committed rows');
+  await waitSettled(s.db, log[1].id);
+  assert.deepEqual(s.receiver.requests.map(rowId).sort(), [101, 103]);
+});
+
+e2eTest('update column filter: only a change of a listed column is delivered', async () => {
+  const s = await stack(cluster, {
+    sql: `${ORDERS}; INSERT INTO orders (id, status, note) VALUES (1, 'new', 'a')`,
+    triggers: (r) => [{
+      name: 'status_changes', table: 'public.orders', operations: ['update'], columns: ['status'],
+      webhook: r.url('/status'), start: 'beginning',
+    }],
+  });
+  await s.db.query("INSERT INTO orders (id, status) VALUES (2, 'new')"); // insert: not an operation of the trigger
+  await s.db.query("UPDATE orders SET note = 'b' WHERE id = 1"); // unlisted column
+  await s.db.query('UPDATE orders SET status = status, note = $1 WHERE id = 1', ['c']); // listed column, unchanged
+  await s.db.query("UPDATE orders SET status = 'paid' WHERE id = 1"); // delivered: the marker
+  await s.receiver.waitFor(1);
+  const log = await logRows(s.db, 'public.orders');
+  assert.deepEqual(log.map((l) => l.op), ['INSERT', 'UPDATE', 'UPDATE', 'UPDATE'], 'every change is in the log');
+  const marker = log[3];
+  await waitSettled(s.db, marker.id);
+  assert.equal(s.receiver.requests.length, 1);
+  const body = s.receiver.requests[0].json;
+  assert.equal(body.id, marker.id);
+  assert.equal(body.event.op, 'UPDATE');
+  assert.deepEqual(body.event.data.old, { id: 1, status: 'new', note: 'c', total: null, placed_at: null, tags: null, meta: null });
+  assert.deepEqual(body.event.data.new, { id: 1, status: 'paid', note: 'c', total: null, placed_at: null, tags: null, meta: null });
+  const { rows } = await s.db.query('SELECT DISTINCT event_id::text AS id FROM herald.attempts');
+  assert.deepEqual(rows, [{ id: marker.id }], 'no attempt for filtered events');
+});
+
+e2eTest('payload column selection keeps only the listed columns in old and new', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    triggers: (r) => [{
+      name: 'slim', table: 'public.orders', operations: ['insert', 'update', 'delete'], payload: ['id', 'status'],
+      webhook: r.url('/slim'), start: 'beginning',
+    }],
+  });
+  await s.db.query("INSERT INTO orders (id, status, note, total) VALUES (5, 'new', 'secret', 9.99)");
+  await s.receiver.waitFor(1);
+  await s.db.query("UPDATE orders SET status = 'paid', note = 'other' WHERE id = 5");
+  await s.receiver.waitFor(2);
+  await s.db.query('DELETE FROM orders WHERE id = 5');
+  await s.receiver.waitFor(3);
+  const data = s.receiver.requests.map((q) => q.json.event.data);
+  assert.deepEqual(data, [
+    { old: null, new: { id: 5, status: 'new' } },
+    { old: { id: 5, status: 'new' }, new: { id: 5, status: 'paid' } },
+    { old: { id: 5, status: 'paid' }, new: null },
+  ]);
+  // The log itself keeps whole rows: selection happens when reading.
+  const log = await logRows(s.db, 'public.orders');
+  assert.equal(log[0].new.note, 'secret');
+});
+
+e2eTest('emit: exact type and prefix* patterns delivered; other types and rolled-back emits not', async () => {
+  const s = await stack(cluster, {
+    triggers: (r) => [{ name: 'custom', events: ['order.placed', 'invoice.*'], webhook: r.url('/custom'), start: 'beginning', retry: { max_retries: 1 } }],
+  });
+  const emit = (type, payload) => s.db.query('SELECT herald.emit($1, $2::jsonb)', [type, JSON.stringify(payload)]);
+  await emit('order.placed', { a: 1 });
+  await emit('invoice.paid', { n: 2 });
+  await emit('order.cancelled', { no: 1 });
+  await emit('invoice', { no: 2 });
+  await emit('invoicex.paid', { no: 3 });
+  const c = await s.db.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT herald.emit($1, $2::jsonb)', ['order.placed', '{"no":5}']);
+    await c.query('ROLLBACK');
+  } finally {
+    c.release();
+  }
+  await emit('order.placed', { marker: true });
+
+  await s.receiver.waitFor((reqs) => reqs.some((q) => q.json?.event?.data?.new?.marker === true));
+  const marker = (await logRows(s.db, 'order.placed')).find((l) => l.new.marker === true);
+  assert.ok(marker, 'the marker is in herald.log with source = its type');
+  await waitSettled(s.db, marker.id);
+
+  const got = s.receiver.requests.map((q) => q.json);
+  assert.deepEqual(got.map((b) => [b.event.type, b.event.data.new]).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
+    [['invoice.paid', { n: 2 }], ['order.placed', { a: 1 }], ['order.placed', { marker: true }]]);
+  const first = got.find((b) => b.event.data.new.a === 1);
+  assertEnvelope(first, { trigger: 'custom', table: null, op: 'EMIT', maxRetries: 1 });
+  assert.deepEqual(first.event, {
+    op: 'EMIT', type: 'order.placed', data: { old: null, new: { a: 1 } }, session_variables: null, trace_context: null,
+  });
+  const placed = await logRows(s.db, 'order.placed');
+  assert.deepEqual(placed.map((l) => l.new), [{ a: 1 }, { marker: true }], 'the rolled-back emit left no log row');
+  assert.equal(first.id, placed[0].id);
+});
+
+e2eTest('session variables: herald.session, hasura.user fallback, none → null', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    triggers: (r) => [{ name: 'sess', table: 'public.orders', operations: ['insert'], webhook: r.url('/s'), start: 'beginning' }],
+  });
+  const c = await s.db.connect();
+  try {
+    const tx = async (id, settings) => {
+      await c.query('BEGIN');
+      for (const [k, v] of Object.entries(settings)) await c.query('SELECT set_config($1, $2, true)', [k, v]);
+      await c.query("INSERT INTO orders (id, status) VALUES ($1, 'x')", [id]);
+      await c.query('COMMIT');
+    };
+    await tx(1, { 'herald.session': '{"x-hasura-user-id":"7","x-hasura-role":"user"}' });
+    await tx(2, { 'hasura.user': '{"x-hasura-user-id":"8"}' });
+    await tx(3, { 'herald.session': '{"x-hasura-user-id":"9"}', 'hasura.user': '{"x-hasura-user-id":"10"}' });
+    // Same connection, nothing set: the settings were transaction-local (they now read as '').
+    await tx(4, {});
+  } finally {
+    c.release();
+  }
+  const fresh = cluster.pg.client(s.dbName);
+  await fresh.connect();
+  await fresh.query("INSERT INTO orders (id, status) VALUES (5, 'x')");
+  await fresh.end();
+
+  await s.receiver.waitFor(5);
+  const byId = Object.fromEntries(s.receiver.requests.map((q) => [rowId(q), q.json.event.session_variables]));
+  assert.deepEqual(byId, {
+    1: { 'x-hasura-user-id': '7', 'x-hasura-role': 'user' },
+    2: { 'x-hasura-user-id': '8' },
+    3: { 'x-hasura-user-id': '9' },
+    4: null,
+    5: null,
+  });
+  const log = await logRows(s.db, 'public.orders');
+  assert.deepEqual(log.map((l) => l.session), [byId[1], byId[2], byId[3], null, null]);
+});
+
+e2eTest('Standard Webhooks signature verifies with the standardwebhooks client; tampering fails', async () => {
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    triggers: (r) => [{ name: 'signed', table: 'public.orders', operations: ['insert'], webhook: r.url('/signed'), secret, start: 'beginning' }],
+  });
+  await s.db.query("INSERT INTO orders (id, status, note) VALUES (1, 'new', 'ünïcødé ✓')");
+  await s.receiver.waitFor(1);
+  const q = s.receiver.requests[0];
+  assert.match(q.headers['webhook-signature'], /^v1,[A-Za-z0-9+/]+=*( v1,[A-Za-z0-9+/]+=*)*$/);
+  const wh = new Webhook(secret);
+  const verified = wh.verify(q.body, q.headers);
+  assert.deepEqual(verified, q.json);
+  assert.equal(verified.event.data.new.note, 'ünïcødé ✓');
+  assert.throws(() => wh.verify(q.body.replace('"new"', '"NEW"'), q.headers));
+  assert.throws(() => wh.verify(q.body, { ...q.headers, 'webhook-id': 'msg_other' }));
+  assert.throws(() => new Webhook('whsec_' + Buffer.from('another key entirely').toString('base64')).verify(q.body, q.headers));
+});
+
+e2eTest('start: now delivers only events logged after apply; start: beginning replays the log', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    serve: false,
+    triggers: (r) => [{ name: 'from_start', table: 'public.orders', operations: ['insert'], webhook: r.url('/a'), start: 'beginning' }],
+  });
+  await s.db.query("INSERT INTO orders (id, status) VALUES (1, 'before')"); // logged; no serve yet
+  const file = writeConfig({
+    ...s.config,
+    triggers: [
+      ...s.config.triggers,
+      { name: 'from_now', table: 'public.orders', operations: ['insert'], webhook: s.receiver.url('/b'), start: 'now' },
+      { name: 'late_beginning', table: 'public.orders', operations: ['insert'], webhook: s.receiver.url('/c'), start: 'beginning' },
+    ],
+  });
+  const r = await run(['apply', file]);
+  assert.equal(r.code, 0, r.stderr);
+  await s.db.query("INSERT INTO orders (id, status) VALUES (2, 'after')"); // after the cursors exist, before serve
+  await serveTracked(file);
+  await s.receiver.waitFor((reqs) => reqs.filter((q) => q.url === '/a').length >= 2 && reqs.filter((q) => q.url === '/c').length >= 2
+    && reqs.some((q) => q.url === '/b'));
+  const log = await logRows(s.db, 'public.orders');
+  for (const l of log) await waitSettled(s.db, l.id, { trigger: 'late_beginning' });
+  await waitSettled(s.db, log[1].id, { trigger: 'from_now' });
+  const ids = (path) => s.receiver.requests.filter((q) => q.url === path).map(rowId).sort();
+  assert.deepEqual(ids('/a'), [1, 2]);
+  assert.deepEqual(ids('/b'), [2]);
+  assert.deepEqual(ids('/c'), [1, 2]);
+});
+
+e2eTest('commit order: the transaction holding the smaller seq commits last; both delivered', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    triggers: (r) => [{ name: 'ord', table: 'public.orders', operations: ['insert'], webhook: r.url('/o'), start: 'beginning' }],
+  });
+  const a = await s.db.connect();
+  const b = await s.db.connect();
+  try {
+    await a.query('BEGIN');
+    await a.query("INSERT INTO orders (id, status) VALUES (1, 'A: smaller seq, commits last')");
+    await b.query('BEGIN');
+    await b.query("INSERT INTO orders (id, status) VALUES (2, 'B: larger seq, commits first')");
+    await b.query('COMMIT');
+    // herald has read past B before A commits.
+    await s.receiver.waitFor((reqs) => reqs.some((q) => rowId(q) === 2));
+    const bId = (await logRows(s.db, 'public.orders'))[0].id;
+    await waitSettled(s.db, bId);
+    await a.query('COMMIT');
+  } finally {
+    a.release();
+    b.release();
+  }
+  await s.receiver.waitFor((reqs) => reqs.some((q) => rowId(q) === 1));
+  const log = await logRows(s.db, 'public.orders');
+  assert.deepEqual(log.map((l) => l.new.id), [1, 2], 'A took the smaller seq');
+  assert.deepEqual(s.receiver.requests.map(rowId), [2, 1]);
+});
+
+e2eTest('commit order: a transaction held open across 1,000 committed ones is delivered when it commits', async () => {
+  const s = await stack(cluster, {
+    sql: 'CREATE TABLE items (id int PRIMARY KEY, v text)',
+    triggers: (r) => [{ name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/i'), start: 'beginning' }],
+  });
+  const held = await s.db.connect();
+  try {
+    await held.query('BEGIN');
+    await held.query("INSERT INTO items VALUES (0, 'held')");
+    await parallel(1000, 4, (i) => s.db.query('INSERT INTO items VALUES ($1, $2)', [i + 1, 'x']));
+    const seen = () => new Set(s.receiver.requests.map(rowId));
+    await s.receiver.waitFor(() => seen().size >= 1000, 90000, '1,000 committed rows delivered');
+    assert.ok(!seen().has(0), 'the open transaction was not delivered');
+    await held.query('COMMIT');
+  } finally {
+    held.release();
+  }
+  await s.receiver.waitFor((reqs) => reqs.some((q) => rowId(q) === 0), 30000, 'the late commit delivered');
+  const ids = new Set(s.receiver.requests.map(rowId));
+  assert.equal(ids.size, 1001);
+  for (let i = 0; i <= 1000; i++) assert.ok(ids.has(i), `row ${i} delivered`);
+  const { rows } = await s.db.query("SELECT min(seq) = (SELECT seq FROM herald.log WHERE new->>'id' = '0') AS first FROM herald.log");
+  assert.equal(rows[0].first, true, 'the held transaction took the smallest seq');
+});

@@ -1,0 +1,133 @@
+// Nothing is lost: herald killed with SIGKILL mid-stream, PostgreSQL restarted mid-stream, and a
+// graceful SIGTERM that lets in-flight requests finish and records them, so nothing settled is
+// delivered again.
+import assert from 'node:assert/strict';
+import { attemptsOf, e2eTest, logRows, stack, useCluster, waitSettled } from '../lib/fixture.js';
+import { parallel } from '../lib/util.js';
+
+const cluster = useCluster();
+
+const ITEMS = 'CREATE TABLE items (id serial PRIMARY KEY, k int UNIQUE NOT NULL)';
+const kOf = (q) => q.json?.event?.data?.new?.k;
+const distinctK = (reqs) => new Set(reqs.map(kOf).filter((k) => k !== undefined));
+
+function assertAllDelivered(reqs, n) {
+  const seen = distinctK(reqs);
+  const missing = [];
+  for (let k = 1; k <= n; k++) if (!seen.has(k)) missing.push(k);
+  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of ${n} rows never delivered`);
+  assert.equal(seen.size, n);
+}
+
+e2eTest('kill -9 during a stream of 5,000 events: after a restart every row is delivered at least once', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    triggers: (r) => [{
+      name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/items'), start: 'beginning',
+      retry: { max_retries: 20, interval: '100ms', max_interval: '1s' },
+    }],
+  });
+  const N = 5000;
+  // Several clients insert single-row transactions while herald delivers.
+  const writing = parallel(N, 4, (i) => s.db.query('INSERT INTO items (k) VALUES ($1)', [i + 1]));
+  await s.receiver.waitFor((reqs) => distinctK(reqs).size >= 1000, 90000, '1,000 rows delivered');
+  const killed = await s.herald.kill9();
+  assert.equal(killed.signal, 'SIGKILL');
+  const atKill = distinctK(s.receiver.requests).size;
+  await writing;
+
+  await s.serve();
+  await s.receiver.waitFor((reqs) => distinctK(reqs).size >= N, 150000, `${N} distinct rows delivered`);
+  assertAllDelivered(s.receiver.requests, N);
+  const { rows } = await s.db.query("SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids FROM herald.log WHERE source = 'public.items'");
+  assert.deepEqual(rows[0], { n: N, ids: N }, 'one log row per insert');
+  assert.ok(atKill < N, `the kill happened mid-stream (${atKill} of ${N} delivered at the kill)`);
+  assert.ok(s.herald.running, 'the restarted herald keeps running');
+});
+
+e2eTest('PostgreSQL restart mid-stream: herald reconnects and delivers all 2,000 events', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    triggers: (r) => [{
+      name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/items'), start: 'beginning',
+      concurrency: 4, retry: { max_retries: 20, interval: '100ms', max_interval: '1s' },
+    }],
+  });
+  // A slow receiver and a small concurrency keep the stream going while the database restarts.
+  s.receiver.respond = () => ({ delayMs: 10 });
+  for (let b = 0; b < 10; b++) {
+    await s.db.query('INSERT INTO items (k) SELECT g FROM generate_series($1::int, $2::int) g', [b * 100 + 1, b * 100 + 100]);
+  }
+  await s.receiver.waitFor((reqs) => distinctK(reqs).size >= 200, 60000, '200 rows delivered');
+  await cluster.pg.restart();
+  const duringRestart = distinctK(s.receiver.requests).size;
+  // The pool's connections died with the server; a fresh one writes the second half.
+  const c = cluster.pg.client(s.dbName);
+  await c.connect();
+  try {
+    for (let b = 10; b < 20; b++) {
+      await c.query('INSERT INTO items (k) SELECT g FROM generate_series($1::int, $2::int) g', [b * 100 + 1, b * 100 + 100]);
+    }
+  } finally {
+    await c.end();
+  }
+  await s.receiver.waitFor((reqs) => distinctK(reqs).size >= 2000, 120000, '2,000 distinct rows delivered');
+  assertAllDelivered(s.receiver.requests, 2000);
+  assert.ok(duringRestart < 1000, `the restart happened mid-stream (${duringRestart} delivered)`);
+  assert.ok(s.herald.running, `herald is still running:\n${s.herald.tail()}`);
+  assert.match(s.herald.stderr, /reconnect/i);
+});
+
+e2eTest('graceful shutdown: SIGTERM lets in-flight requests finish and records them; no redelivery', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    config: { shutdown_grace: '10s' },
+    triggers: (r) => [{
+      name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/items'), start: 'beginning',
+      retry: { max_retries: 5, interval: '100ms' },
+    }],
+  });
+  s.receiver.respond = () => ({ delayMs: 500 });
+  await s.db.query('INSERT INTO items (k) SELECT g FROM generate_series(1, 10) g'); // one transaction, one page
+  await s.receiver.waitFor(10, 30000);
+  const inFlight = s.receiver.requests.filter((q) => !q.finished).length;
+  assert.ok(inFlight > 0, 'requests are in flight when SIGTERM is sent');
+  const code = await s.herald.stop('SIGTERM');
+  assert.equal(code, 0, `exit code after SIGTERM:\n${s.herald.tail()}`);
+  const first = s.receiver.requests.slice(0, 10);
+  for (const q of first) {
+    assert.equal(q.aborted, false, `request for k=${kOf(q)} was cut off`);
+    assert.equal(q.finished, true, `request for k=${kOf(q)} completed`);
+  }
+  const log = await logRows(s.db, 'public.items');
+  assert.equal(log.length, 10);
+  for (const l of log) {
+    const a = await attemptsOf(s.db, l.id);
+    assert.deepEqual(a.map((x) => x.status), [200], `event k=${l.new.k} recorded as delivered before exit`);
+  }
+
+  // A new instance resumes after the settled events: only the new row is delivered.
+  s.receiver.respond = undefined;
+  const before = s.receiver.requests.length;
+  await s.serve();
+  await s.db.query('INSERT INTO items (k) VALUES (11)');
+  await s.receiver.waitFor((reqs) => reqs.some((q) => kOf(q) === 11), 30000);
+  const marker = (await logRows(s.db, 'public.items')).find((l) => l.new.k === 11);
+  await waitSettled(s.db, marker.id);
+  assert.deepEqual(s.receiver.requests.slice(before).map(kOf), [11], 'no settled event was delivered again');
+  for (const l of log) assert.equal(s.receiver.byEventId(l.id).length, 1);
+});
+
+e2eTest('a second serve after SIGTERM of an idle herald starts cleanly', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    triggers: (r) => [{ name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/items'), start: 'beginning' }],
+  });
+  assert.equal(await s.herald.stop('SIGTERM'), 0);
+  await s.db.query('INSERT INTO items (k) VALUES (1)'); // committed while no herald runs
+  await s.serve();
+  await s.receiver.waitFor(1, 30000);
+  assert.equal(kOf(s.receiver.requests[0]), 1);
+  const h2 = s.herald;
+  assert.equal(await h2.stop('SIGINT'), 0);
+});
