@@ -1,4 +1,7 @@
 /* err.c: error recording and aborting allocators (see err.h). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "core/err.h"
 
 #include <stdarg.h>

@@ -331,9 +331,9 @@ int hr_pgconn_query(hr_pgconn_t *c, const char *sql, int nparams, const char *co
     for (int i = 0; i < nparams; i++) q->params[i] = hr_xstrdup(params[i]);
     q->cb = cb;
     q->ud = ud;
-    if (c->state == DOWN || c->state == CONNECTING) {
-        /* Waiting for a connection that may take seconds would stall the caller's pipeline;
-         * fail fast and let the caller retry on its next tick. */
+    if (c->state == DOWN) {
+        /* Waiting out a reconnect backoff would stall the caller's pipeline; fail fast and let
+         * the caller retry on its next tick. While connecting, queries wait in the queue. */
         fail_query(c, q, HR_EDB, "database not connected");
         return 0;
     }

@@ -11,7 +11,8 @@
 /* An asynchronous libpq connection on a libuv loop. Queries run one at a time, in FIFO order.
  * When the connection breaks, the query in progress and every queued one fail (callback with
  * HR_EDB), and the connection re-establishes itself with backoff (100 ms doubling to 5 s).
- * Queries submitted while disconnected fail at once, through the loop (never re-entrantly). */
+ * Queries submitted while waiting to reconnect fail at once, through the loop (never
+ * re-entrantly); while a connection attempt is under way they wait for it. */
 typedef struct hr_pgconn hr_pgconn_t;
 
 /* The callback owns res (PQclear it); res is NULL when rc != 0. */

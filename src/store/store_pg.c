@@ -61,12 +61,15 @@ static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *c
     return r;
 }
 
+/* Runs one or more parameterless statements (simple query protocol). */
 static int exec_cmd(PGconn *conn, const char *sql, hr_err_t *err, const char *what)
 {
-    PGresult *r = exec_params(conn, sql, 0, NULL, err, what);
-    if (!r) return HR_EDB;
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = 0;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) rc = pg_fail(err, conn, r, what);
     PQclear(r);
-    return 0;
+    return rc;
 }
 
 static int admin_conn(hr_store_t *st, hr_err_t *err)

@@ -1,4 +1,4 @@
-/* test_capture.c: golden tests for the capture DDL (tests/unit/data/capture/*.sql). */
+/* test_capture.c: golden tests for the capture DDL (files in tests/unit/data/capture). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
