@@ -543,15 +543,16 @@ static void reap_removed(hr_dispatcher_t *d)
     }
 }
 
-static void reload_defs(hr_dispatcher_t *d)
+/* Brings the running triggers in line with the stored definitions; 0 or an error. */
+static int reload_defs(hr_dispatcher_t *d)
 {
     hr_trigger_def_t *defs = NULL;
     size_t n = 0;
     hr_err_t err = {0};
-    if (d->ops->load_triggers(d->store, &defs, &n, &err) != 0) {
+    int rc = d->ops->load_triggers(d->store, &defs, &n, &err);
+    if (rc) {
         hr_log(HR_LOG_WARN, "msg=\"reloading trigger definitions failed\" error=\"%s\"", err.msg);
-        d->defs_version = -1;
-        return;
+        return rc;
     }
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         int found = 0;
@@ -581,6 +582,7 @@ static void reload_defs(hr_dispatcher_t *d)
         json_decref(b);
     }
     free(defs);
+    return 0;
 }
 
 static void on_defs_version(void *ud, int rc, int64_t version)
@@ -591,7 +593,10 @@ static void on_defs_version(void *ud, int rc, int64_t version)
         maybe_finish(d);
         return;
     }
-    if (d->defs_version >= 0 && version != d->defs_version) reload_defs(d);
+    /* The first answer reloads too, closing the gap between start-up and this check; a reload
+     * that changes nothing is cheap. A failed reload keeps the old version, so that the next
+     * check tries again. */
+    if (version != d->defs_version && reload_defs(d) != 0) return;
     d->defs_version = version;
 }
 
