@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -80,5 +81,15 @@ void hr_trigger_def_clear(hr_trigger_def_t *def);
 json_t *hr_trigger_def_to_json(const hr_trigger_def_t *def);
 /* Reads a definition from its canonical JSON; validates as the YAML path does. */
 int hr_trigger_def_from_json(const json_t *j, hr_trigger_def_t *out, hr_err_t *err);
+
+/* Writes the reference of every key (generated from the key table) as markdown, between
+ * "<!-- BEGIN GENERATED" and "<!-- END GENERATED -->" lines: the generated part of
+ * docs/config.md. Returns 0 or HR_EIO. */
+int hr_config_write_docs(FILE *f);
+
+/* Notes on the functions above: a file that cannot be read gives "FILE: cannot read: REASON" and
+ * HR_ECONFIG, as do problems in the file and bad environment variables ("HERALD_LOG_LEVEL:
+ * invalid value ..."); err is reset first. hr_trigger_def_from_json fails with HR_EINVAL and
+ * leaves out cleared (nothing to free); out need not be initialised. */
 
 #endif
