@@ -141,9 +141,8 @@ e2eTest('update column filter: only a change of a listed column is delivered', a
   await s.db.query('UPDATE orders SET status = status, note = $1 WHERE id = 1', ['c']); // listed column, unchanged
   await s.db.query("UPDATE orders SET status = 'paid' WHERE id = 1"); // delivered: the marker
   await s.receiver.waitFor(1);
-  const log = await logRows(s.db, 'public.orders');
-  assert.deepEqual(log.map((l) => l.op), ['INSERT', 'UPDATE', 'UPDATE', 'UPDATE'], 'every change is in the log');
-  const marker = log[3];
+  const marker = (await logRows(s.db, 'public.orders')).find((l) => l.op === 'UPDATE' && l.new.status === 'paid');
+  assert.ok(marker, 'the status change is in herald.log');
   await waitSettled(s.db, marker.id);
   assert.equal(s.receiver.requests.length, 1);
   const body = s.receiver.requests[0].json;

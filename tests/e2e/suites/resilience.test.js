@@ -19,7 +19,7 @@ function assertAllDelivered(reqs, n) {
   assert.equal(seen.size, n);
 }
 
-e2eTest('kill -9 during a stream of 5,000 events: after a restart every row is delivered at least once', async () => {
+e2eTest('kill -9 during a stream of 5,000 events: after a restart every row is delivered at least once', async (t) => {
   const s = await stack(cluster, {
     sql: ITEMS,
     triggers: (r) => [{
@@ -42,10 +42,11 @@ e2eTest('kill -9 during a stream of 5,000 events: after a restart every row is d
   const { rows } = await s.db.query("SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids FROM herald.log WHERE source = 'public.items'");
   assert.deepEqual(rows[0], { n: N, ids: N }, 'one log row per insert');
   assert.ok(atKill < N, `the kill happened mid-stream (${atKill} of ${N} delivered at the kill)`);
+  t.diagnostic(`${atKill} rows delivered at the kill; ${s.receiver.requests.length - N} redeliveries in all`);
   assert.ok(s.herald.running, 'the restarted herald keeps running');
 });
 
-e2eTest('PostgreSQL restart mid-stream: herald reconnects and delivers all 2,000 events', async () => {
+e2eTest('PostgreSQL restart mid-stream: herald reconnects and delivers all 2,000 events', async (t) => {
   const s = await stack(cluster, {
     sql: ITEMS,
     triggers: (r) => [{
@@ -74,11 +75,12 @@ e2eTest('PostgreSQL restart mid-stream: herald reconnects and delivers all 2,000
   await s.receiver.waitFor((reqs) => distinctK(reqs).size >= 2000, 120000, '2,000 distinct rows delivered');
   assertAllDelivered(s.receiver.requests, 2000);
   assert.ok(duringRestart < 1000, `the restart happened mid-stream (${duringRestart} delivered)`);
+  t.diagnostic(`${duringRestart} rows delivered when the restart completed; ${s.receiver.requests.length - 2000} redeliveries`);
   assert.ok(s.herald.running, `herald is still running:\n${s.herald.tail()}`);
   assert.match(s.herald.stderr, /reconnect/i);
 });
 
-e2eTest('graceful shutdown: SIGTERM lets in-flight requests finish and records them; no redelivery', async () => {
+e2eTest('graceful shutdown: SIGTERM lets in-flight requests finish and records them; no redelivery', async (t) => {
   const s = await stack(cluster, {
     sql: ITEMS,
     config: { shutdown_grace: '10s' },
@@ -92,6 +94,7 @@ e2eTest('graceful shutdown: SIGTERM lets in-flight requests finish and records t
   await s.receiver.waitFor(10, 30000);
   const inFlight = s.receiver.requests.filter((q) => !q.finished).length;
   assert.ok(inFlight > 0, 'requests are in flight when SIGTERM is sent');
+  t.diagnostic(`${inFlight} requests in flight at SIGTERM`);
   const code = await s.herald.stop('SIGTERM');
   assert.equal(code, 0, `exit code after SIGTERM:\n${s.herald.tail()}`);
   const first = s.receiver.requests.slice(0, 10);
