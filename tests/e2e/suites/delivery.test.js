@@ -357,3 +357,18 @@ e2eTest('commit order: a transaction held open across 1,000 committed ones is de
   const { rows } = await s.db.query("SELECT min(seq) = (SELECT seq FROM herald.log WHERE new->>'id' = '0') AS first FROM herald.log");
   assert.equal(rows[0].first, true, 'the held transaction took the smallest seq');
 });
+
+e2eTest('concurrency caps the requests a trigger has in flight', async () => {
+  const s = await stack(cluster, {
+    sql: 'CREATE TABLE items (id int PRIMARY KEY)',
+    triggers: (r) => [{ name: 'capped', table: 'public.items', operations: ['insert'], webhook: r.url('/c'), concurrency: 2, start: 'beginning' }],
+  });
+  s.receiver.respond = () => ({ delayMs: 150 });
+  await s.db.query('INSERT INTO items SELECT g FROM generate_series(1, 8) g');
+  await s.receiver.waitFor((reqs) => reqs.length >= 8 && reqs.every((q) => q.finished), 30000);
+  const reqs = s.receiver.requests;
+  // How many requests had arrived and not yet been answered when each request arrived.
+  const overlap = reqs.map((q) => reqs.filter((o) => o.t <= q.t && (o.finishedT === undefined || q.t < o.finishedT)).length);
+  assert.ok(Math.max(...overlap) <= 2, `at most 2 requests in flight, saw ${Math.max(...overlap)}`);
+  assert.deepEqual(reqs.map(rowId).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8]);
+});

@@ -208,3 +208,43 @@ e2eTest('connection refused is retried until the endpoint comes up', async () =>
   assert.ok(body.delivery_info.current_retry >= 2, `current_retry ${body.delivery_info.current_retry}`);
   assert.equal(body.delivery_info.current_retry, (await attemptsOf(s.db, ev)).length - 1);
 });
+
+e2eTest('a failing event waits in herald.delayed without holding back later events of its trigger', async () => {
+  const s = await itemsStack({ max_retries: 5, interval: '30s', backoff: 'fixed' });
+  s.receiver.respond = (req) => (rowId(req) === 1 ? { status: 500 } : undefined);
+  const ev = await insertRow(s, 1);
+  await s.receiver.waitFor(1);
+  const later = [];
+  for (let id = 2; id <= 5; id++) later.push(await insertRow(s, id));
+  for (const e of later) await waitSettled(s.db, e);
+  assert.equal(s.receiver.byEventId(ev).length, 1, 'the failed event is not retried before its due time');
+  const d = await delayedOf(s.db, ev);
+  assert.equal(d.length, 1);
+  assert.equal(d[0].dead, false);
+  assert.equal(d[0].attempts, 1);
+  const { rows } = await s.db.query(
+    "SELECT extract(epoch FROM $1::timestamptz - at) * 1000 AS ms FROM herald.attempts WHERE event_id = $2 AND attempt = 1",
+    [d[0].due_at, ev]);
+  assert.ok(Math.abs(rows[0].ms - 30000) < 2000, `due_at is the fixed interval after the attempt (${rows[0].ms}ms)`);
+});
+
+e2eTest('a failing trigger does not hold back another trigger on the same table', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    triggers: (r) => [
+      { name: 'broken', table: 'public.items', operations: ['insert'], webhook: r.url('/broken'), start: 'beginning',
+        retry: { max_retries: 5, interval: '30s', backoff: 'fixed' } },
+      { name: 'healthy', table: 'public.items', operations: ['insert'], webhook: r.url('/healthy'), start: 'beginning' },
+    ],
+  });
+  s.receiver.respond = (req) => (req.url === '/broken' ? { status: 500 } : undefined);
+  const evs = [];
+  for (let id = 1; id <= 5; id++) evs.push(await insertRow(s, id));
+  for (const e of evs) await waitSettled(s.db, e, { trigger: 'healthy' });
+  await s.receiver.waitFor((reqs) => reqs.filter((q) => q.url === '/broken').length >= 5, 30000);
+  const healthy = s.receiver.requests.filter((q) => q.url === '/healthy');
+  assert.deepEqual(healthy.map(rowId).sort(), [1, 2, 3, 4, 5]);
+  assert.ok(healthy.every((q) => q.json.trigger.name === 'healthy'));
+  await waitUntil(async () => (await s.db.query("SELECT count(*)::int AS n FROM herald.delayed WHERE trigger = 'broken' AND NOT dead")).rows[0].n === 5,
+    { message: 'the 5 failed events of the broken trigger wait in herald.delayed' });
+});
