@@ -60,6 +60,40 @@ typedef void (*hr_store_done_cb)(void *ud, int rc, const char *errmsg);
 /* One line of what apply changed, e.g. "trigger order_events: created". */
 typedef void (*hr_store_report_fn)(void *ud, const char *line);
 
+/* A range of the log for replay: by seq (inclusive bounds) or by time (RFC 3339, inclusive from,
+ * exclusive to). Unset bounds are open: 0 / NULL. */
+typedef struct hr_replay_range {
+    int64_t from_seq, to_seq;
+    const char *from_time, *to_time;
+} hr_replay_range_t;
+
+/* Which events to list (hr_store_ops_t.events). */
+typedef struct hr_event_query {
+    const char *trigger; /* NULL: all events of the log; else the events this trigger matches */
+    int dead_only;       /* only events dead for `trigger` (or for any trigger when NULL) */
+    int pending_only;    /* only events not yet delivered by `trigger` (requires trigger) */
+    int limit;           /* default 100 */
+    int offset;
+} hr_event_query_t;
+
+/* JSON shapes returned by the reporting operations, the same for every backend:
+ *
+ * event:   {"id": uuid, "seq": int, "created_at": RFC3339, "source": "public.orders" or the
+ *           emitted type, "op": "INSERT"|"UPDATE"|"DELETE"|"MANUAL"|"EMIT",
+ *           "data": {"old": json|null, "new": json|null}, "session_variables": json|null}
+ *          and, when listed for one trigger (events with trigger set, or event()),
+ *          "deliveries": [delivery, …]
+ * delivery: {"trigger": name, "state": "pending"|"delivered"|"retrying"|"dead",
+ *            "attempts": int, "next_attempt_at": RFC3339|null, "last_error": str|null,
+ *            "delivered_at": RFC3339|null}
+ * attempt: {"id": int, "trigger": name, "event_id": uuid, "seq": int, "attempt": int,
+ *           "at": RFC3339, "status": int|null, "latency_ms": number, "error": str|null,
+ *           "response": str|null}
+ * status:  [{"trigger": name, "backlog": int (matching events after the cursor),
+ *            "delayed": int, "dead": int, "last_delivery_at": RFC3339|null,
+ *            "lag_seconds": number|null (age of the oldest undelivered event)}, …]
+ * Times are UTC with microseconds, e.g. "2026-11-23T12:00:00.123456Z". */
+
 typedef struct hr_store_ops {
     const char *name; /* "postgres" */
 
@@ -90,6 +124,45 @@ typedef struct hr_store_ops {
     int (*settle)(hr_store_t *st, const char *trigger, const char *cursor_after,
                   const hr_attempt_rec_t *recs, size_t n, int from_retry, hr_store_done_cb cb,
                   void *ud);
+
+    /* --- operator and metadata operations (synchronous; also used by the API) --- */
+    /* Creates (or with replace, updates) one trigger: validates its table and columns, installs
+     * capture, stores the definition, creates its cursor, bumps the definitions version — in one
+     * transaction, installing herald's schema first if needed. HR_EEXIST when it exists and
+     * replace is 0; HR_ECONFIG for an unknown table or column (nothing changed). */
+    int (*put_trigger)(hr_store_t *st, const hr_trigger_def_t *def, int replace, hr_err_t *err);
+    /* Removes a trigger: definition, cursor, pending retries; capture no trigger needs any more.
+     * Past events and attempts stay. HR_ENOTFOUND when it does not exist. */
+    int (*delete_trigger)(hr_store_t *st, const char *name, hr_err_t *err);
+    /* Appends a custom event (op EMIT, source = type) as herald.emit does. id_out gets the uuid. */
+    int (*emit)(hr_store_t *st, const char *type, const char *payload_json, char id_out[40],
+                hr_err_t *err);
+    /* A manual event for one trigger (which must have HR_OP_MANUAL): appended to the log (op
+     * MANUAL, source = the trigger's table, new = payload) and queued for that trigger only (a
+     * delayed row due now, attempts 0). HR_ENOTFOUND: no such trigger; HR_EINVAL: manual not
+     * enabled. */
+    int (*invoke)(hr_store_t *st, const char *trigger, const char *payload_json, char id_out[40],
+                  hr_err_t *err);
+    /* Queues an event again (due now, attempts 0, not dead) for trigger, or when trigger is NULL
+     * for every trigger that has attempts or a delayed row for it. *queued = triggers queued.
+     * HR_ENOTFOUND when the event does not exist or no trigger applies. */
+    int (*redeliver)(hr_store_t *st, const char *event_id, const char *trigger, int *queued,
+                     hr_err_t *err);
+    /* Queues every event of the range that the trigger matches (table, operations, update
+     * columns; or event types) for delivery again, without touching other triggers.
+     * *queued = number of events queued. HR_ENOTFOUND: no such trigger. */
+    int (*replay)(hr_store_t *st, const char *trigger, const hr_replay_range_t *range,
+                  int64_t *queued, hr_err_t *err);
+    /* Reporting, in the JSON shapes above; *out is a new reference. */
+    int (*status)(hr_store_t *st, json_t **out, hr_err_t *err);
+    int (*events)(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err_t *err);
+    /* One event with "deliveries" for every trigger that has attempts or a delayed row for it,
+     * and "attempts": [attempt, …] (newest first, limit/offset). HR_ENOTFOUND. */
+    int (*event)(hr_store_t *st, const char *event_id, int attempts_limit, int attempts_offset,
+                 json_t **out, hr_err_t *err);
+    /* Attempts of one trigger (or all when NULL), newest first. */
+    int (*attempts)(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
+                    hr_err_t *err);
 
     /* Number of times the async connection was re-established. */
     uint64_t (*reconnects)(hr_store_t *st);
