@@ -46,7 +46,9 @@
 #include "dispatch/template.h"
 
 #define RESPONSE_CAP 1024
-#define RETRY_SAFETY_RECHECK_US (5 * 1000000ull)
+/* How often an idle trigger looks at its delayed queue anyway: redeliver, replay and invoke
+ * from another process add due rows that this process was not told about. */
+#define RETRY_SAFETY_RECHECK_US (1 * 1000000ull)
 
 enum { PENDING = 0, IN_FLIGHT, DONE, SKIPPED };
 enum { IDLE = 0, READING, DELIVERING, SETTLING };

@@ -585,10 +585,11 @@ static void filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
 {
     if (t->table) {
         hr_capture_source(t->schema, t->table, p6);
+        /* MANUAL events are queued for their one trigger (invoke), never read from the log. */
         hr_buf_puts(p7, "{");
-        const char *names[] = {"INSERT", "UPDATE", "DELETE", "MANUAL"};
+        const char *names[] = {"INSERT", "UPDATE", "DELETE"};
         int first = 1;
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 3; i++) {
             if (!(t->ops & (1u << i))) continue;
             hr_buf_printf(p7, "%s%s", first ? "" : ",", names[i]);
             first = 0;
