@@ -24,4 +24,27 @@ void hr_capture_pg_create(const char *schema, const char *table, unsigned op, hr
 /* Appends the statement dropping it (IF EXISTS). */
 void hr_capture_pg_drop(const char *schema, const char *table, unsigned op, hr_buf_t *out);
 
+/* SQLite (capture_sqlite.c): per table and operation one row-level trigger that appends the row
+ * as JSON built with json_object() to herald_log. Its text is generated from the table's columns,
+ * so a changed table needs new triggers: apply compares the generated text with the text SQLite
+ * kept in sqlite_master. Trigger names are global in an SQLite database: see
+ * hr_capture_sqlite_name. */
+typedef struct hr_capture_col {
+    const char *name;
+    int json; /* the declared type contains "JSON": valid JSON text is embedded as JSON */
+} hr_capture_col_t;
+
+/* The trigger's name: herald_capture_<op>_<table> with the table name lower-cased (SQLite names
+ * are case-insensitive) when it is made of ASCII letters, digits and '_' only and is at most 64
+ * bytes long; else herald_capture_<op>_<those characters of it, up to 32>_<8 hex digits of the
+ * FNV-1a hash of the lower-cased name>. */
+void hr_capture_sqlite_name(const char *table, unsigned op, hr_buf_t *out);
+/* Appends the CREATE TRIGGER statement for op on table, without a trailing ';' (exactly the text
+ * sqlite_master keeps). source is the log's source string (hr_capture_source). HR_EINVAL when
+ * the table cannot be captured (more than 63 columns whose names hold '"'); nothing appended. */
+int hr_capture_sqlite_create(const char *table, const char *source, const hr_capture_col_t *cols,
+                             size_t ncols, unsigned op, hr_buf_t *out);
+/* Appends "DROP TRIGGER IF EXISTS name;". */
+void hr_capture_sqlite_drop(const char *trigger_name, hr_buf_t *out);
+
 #endif

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,21 +77,19 @@ static int cmd_apply(const char *path)
     hr_config_t *cfg = NULL;
     hr_store_t *st = NULL;
     hr_err_t err = {0};
-    int rc = load(path, &cfg), lines = 0;
+    int rc = load(path, &cfg), lines = 0, defaulted = 0;
     if (rc) return rc;
-    const hr_store_ops_t *ops = hr_store_ops_for_url(cfg->database);
-    if (!cfg->database) {
-        fprintf(stderr, "herald: apply: no database configured: set 'database' in %s or "
-                        "HERALD_DATABASE_URL\n", path);
-        rc = HR_EXIT_USAGE;
-        goto out;
-    }
+    char *url = hr_config_database_url(cfg, &defaulted);
+    const hr_store_ops_t *ops = hr_store_ops_for_url(url);
+    if (defaulted)
+        fprintf(stderr, "herald: apply: no database configured in %s: using %s\n", path, url);
     if (!ops) {
-        fprintf(stderr, "herald: apply: unsupported database URL (expected postgres://…)\n");
+        fprintf(stderr, "herald: apply: unsupported database URL (expected postgres://… or "
+                        "sqlite:PATH)\n");
         rc = HR_EXIT_USAGE;
         goto out;
     }
-    if (ops->open(cfg->database, NULL, &st, &err) != 0 ||
+    if (ops->open(url, NULL, &st, &err) != 0 ||
         ops->apply(st, cfg, print_line, &lines, &err) != 0) {
         fprintf(stderr, "herald: apply: %s\n", err.msg);
         if (err.code == HR_ECONFIG) fprintf(stderr, "herald: apply: nothing was changed\n");
@@ -100,6 +99,7 @@ static int cmd_apply(const char *path)
     if (lines == 0) printf("no changes\n");
 out:
     if (st) ops->close(st, NULL, NULL);
+    free(url);
     hr_config_free(cfg);
     return rc;
 }

@@ -85,21 +85,22 @@ int hr_cli_serve(const char *config_path)
     }
     hr_log_threshold = cfg->log_level;
     s.grace_ms = cfg->shutdown_grace_ms;
-    if (!cfg->database) {
-        fprintf(stderr, "herald: serve: no database configured: set 'database' in %s or "
-                        "HERALD_DATABASE_URL (postgres://…)\n", config_path);
-        hr_config_free(cfg);
-        return HR_EXIT_USAGE;
-    }
-    s.ops = hr_store_ops_for_url(cfg->database);
+    int defaulted = 0;
+    char *url = hr_config_database_url(cfg, &defaulted);
+    if (defaulted)
+        hr_log(HR_LOG_INFO, "msg=\"no database configured: using the embedded default\" "
+               "database=%s config=%s", url, config_path);
+    s.ops = hr_store_ops_for_url(url);
     if (!s.ops) {
-        fprintf(stderr, "herald: serve: unsupported database URL (expected postgres://…)\n");
+        fprintf(stderr, "herald: serve: unsupported database URL (expected postgres://… or "
+                        "sqlite:PATH)\n");
+        free(url);
         hr_config_free(cfg);
         return HR_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&s.loop);
-    if (s.ops->open(cfg->database, &s.loop, &s.store, &err) != 0 ||
+    if (s.ops->open(url, &s.loop, &s.store, &err) != 0 ||
         s.ops->load_triggers(s.store, &defs, &ndefs, &err) != 0) {
         hr_log(HR_LOG_ERROR, "msg=\"cannot start\" error=\"%s\"", err.msg);
         fprintf(stderr, "herald: serve: %s\n", err.msg);
@@ -126,6 +127,7 @@ int hr_cli_serve(const char *config_path)
     uv_run(&s.loop, UV_RUN_DEFAULT);
     hr_log(HR_LOG_INFO, "msg=stopped");
 out:
+    free(url);
     uv_loop_close(&s.loop);
     for (size_t i = 0; i < ndefs; i++) hr_trigger_def_clear(&defs[i]);
     free(defs);

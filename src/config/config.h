@@ -55,7 +55,8 @@ typedef struct hr_trigger_def {
 
 typedef struct hr_config {
     char *path;       /* the file read, for messages */
-    char *database;   /* connection URL (postgres://… or sqlite:PATH); NULL if unset */
+    char *database;   /* connection URL (postgres://… or sqlite:PATH) as written; NULL if unset */
+    int database_from_env; /* database came from HERALD_DATABASE_URL */
     char *listen;     /* host:port; default 127.0.0.1:8080 */
     hr_log_level_t log_level; /* default info */
     uint64_t shutdown_grace_ms; /* key shutdown_grace; default 10s */
@@ -69,6 +70,12 @@ int hr_config_load(const char *path, hr_config_t **out, hr_err_t *err);
 int hr_config_parse(const char *text, size_t len, const char *name, hr_config_t **out,
                     hr_err_t *err);
 void hr_config_free(hr_config_t *cfg);
+
+/* The database to open for cfg (NULL: no configuration file), as a new string: the configured
+ * URL, a relative sqlite:PATH made absolute against the configuration file's directory (or, when
+ * it came from HERALD_DATABASE_URL or there is no file, the working directory). With no database
+ * configured at all: sqlite:herald.db in that same directory, and *defaulted = 1 (else 0). */
+char *hr_config_database_url(const hr_config_t *cfg, int *defaulted);
 
 /* Parses "250ms", "2s", "10m", "1h" or plain (possibly fractional) seconds. */
 int hr_duration_parse(const char *s, uint64_t *out_ms);

@@ -425,6 +425,8 @@ static int apply_env(hr_config_t *cfg, hr_err_t *err)
         if (key->section != HR_SEC_TOP || !v || !*v) continue;
         if (hr_cfg_set_text(key, cfg, v, why, sizeof why))
             rc = hr_err_append(err, HR_ECONFIG, "%s: %s", key->env, why);
+        else if (k == HR_K_DATABASE)
+            cfg->database_from_env = 1;
     }
     return rc ? HR_ECONFIG : 0;
 }

@@ -172,8 +172,10 @@ typedef struct hr_store_ops {
 } hr_store_ops_t;
 
 extern const hr_store_ops_t hr_store_pg_ops;
+extern const hr_store_ops_t hr_store_sqlite_ops;
 
-/* The backend for url (postgres:// or postgresql:// or a libpq key=value string), or NULL. */
+/* The backend for url (postgres:// or postgresql:// or a libpq key=value string; sqlite:PATH),
+ * or NULL. */
 const hr_store_ops_t *hr_store_ops_for_url(const char *url);
 
 #endif

@@ -1,0 +1,129 @@
+/* sqlite_int.h: internals of the SQLite backend, shared by store_sqlite.c (connection, schema,
+ * apply, the dispatcher's operations), sqlite_capture.c (capture triggers) and sqlite_ops.c
+ * (operator and reporting operations). Nothing outside src/store/ includes this file. */
+#ifndef HR_SQLITE_INT_H
+#define HR_SQLITE_INT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "store/store.h"
+
+/* herald's timestamps: RFC 3339 UTC with six fractional digits, so that text order is time
+ * order. SQLite's clock has millisecond resolution: the last three digits it writes are 0. */
+#define HR_SQ_NOW "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')"
+
+/* A completed asynchronous operation waiting to be reported through the loop. */
+typedef struct hr_sq_done hr_sq_done_t;
+
+/* What the idle-poll shortcuts remember per trigger (see store_sqlite.c, "Waking up"). */
+typedef struct hr_sq_memo {
+    char *trigger;
+    int64_t page_dv;   /* data_version and local_gen when page_cursor was read to the end; */
+    uint64_t page_gen; /* page_cursor NULL: nothing remembered */
+    char *page_cursor;
+    int64_t due_dv; /* the same for the delayed queue: nothing was due, the next at due_us */
+    uint64_t due_gen;
+    int due_valid;
+    int64_t due_us; /* wall-clock µs of the next due retry; -1 none */
+    struct hr_sq_memo *next;
+} hr_sq_memo_t;
+
+struct hr_store {
+    sqlite3 *db;
+    char *path;       /* the database file */
+    uv_loop_t *loop;  /* NULL for CLI stores */
+    uv_timer_t defer; /* reports completed operations on the next loop iteration */
+    hr_sq_done_t *done_head, *done_tail;
+    int lock_fd;          /* serve's lock beside the database; -1 when not held */
+    sqlite3_stmt **stmts; /* prepared statements, cached by the address of their SQL text */
+    const char **stmt_sql;
+    size_t nstmts;
+    /* Idle shortcuts: PRAGMA data_version changes when another connection commits; local_gen
+     * when this one does. */
+    int64_t dv_last;
+    uint64_t local_gen;
+    int64_t defs_dv; /* data_version and local_gen of the cached definitions version */
+    uint64_t defs_gen;
+    int64_t defs_version; /* -1: not cached */
+    hr_sq_memo_t *memos;
+};
+
+/* --- store_sqlite.c --- */
+/* Records an SQLite error of st->db (or of rc when the handle has no message) in err. */
+int hr_sq_fail(hr_store_t *st, hr_err_t *err, const char *what);
+/* Runs one or more statements without results. */
+int hr_sq_exec(hr_store_t *st, const char *sql, hr_err_t *err, const char *what);
+/* A cached prepared statement for sql (which must be a string constant: it is cached by its
+ * address), reset and with its bindings cleared; NULL with err set when preparing fails. */
+sqlite3_stmt *hr_sq_stmt(hr_store_t *st, const char *sql, hr_err_t *err);
+/* BEGIN IMMEDIATE (takes the write lock at once, waiting up to the busy timeout) / COMMIT /
+ * ROLLBACK. A committed write counts in st->local_gen. */
+int hr_sq_begin(hr_store_t *st, hr_err_t *err);
+int hr_sq_commit(hr_store_t *st, hr_err_t *err);
+void hr_sq_rollback(hr_store_t *st);
+/* herald's schema version in the file (0: not installed). */
+int hr_sq_schema_version(hr_store_t *st, int *version, hr_err_t *err);
+/* Installs or migrates herald's tables (inside the caller's transaction); report may be NULL. */
+int hr_sq_migrate(hr_store_t *st, hr_store_report_fn report, void *ud, hr_err_t *err);
+/* Refuses a schema that is missing, older or newer than this binary's (HR_ESCHEMA). */
+int hr_sq_require_schema(hr_store_t *st, hr_err_t *err);
+/* Stored definitions, like load_triggers; invalid ones are logged and skipped. */
+int hr_sq_load_defs(hr_store_t *st, hr_trigger_def_t **out, size_t *n, hr_err_t *err);
+void hr_sq_free_defs(hr_trigger_def_t *defs, size_t n);
+/* Checks a table trigger's table and columns; appends one line per problem to err and returns
+ * HR_ECONFIG, or 0. */
+int hr_sq_validate_def(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err);
+/* Adds 1 to the definitions version (inside a transaction). */
+int hr_sq_bump_defs(hr_store_t *st, hr_err_t *err);
+/* Creates t's cursor if it has none (inside a transaction). */
+int hr_sq_create_cursor(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err);
+/* The log's source for a table trigger ("public.orders"): what capture writes. */
+void hr_sq_source(const hr_trigger_def_t *t, hr_buf_t *out);
+/* Appends the WHERE condition selecting the log rows (alias l) that t reads, with its
+ * parameters numbered from ?first: table triggers read their source and row operations, event
+ * triggers their emitted types. *nparams gets the number of parameters it uses. */
+void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *nparams);
+/* Binds the parameters of hr_sq_filter_sql; the text is copied. */
+void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first);
+/* Appends s to b as JSON text, replacing invalid UTF-8 with U+FFFD. */
+char *hr_sq_clean_utf8(const char *s);
+/* Parses RFC 3339 ("2026-11-23T12:00:00.5+01:00", "…Z", a space for T) into unix µs. */
+int hr_sq_parse_time(const char *s, int64_t *us);
+/* Unix µs as herald's timestamp text; out has room for 32 bytes. */
+void hr_sq_format_time(int64_t us, char *out);
+
+/* --- sqlite_capture.c --- */
+/* Makes capture match defs: per table, the union of the row operations its triggers read,
+ * triggers regenerated when the table's columns changed, capture no trigger needs dropped.
+ * Inside the caller's transaction; report may be NULL. Tables that do not exist are skipped
+ * (apply validates them first). */
+int hr_sq_sync_capture(hr_store_t *st, const hr_trigger_def_t *defs, size_t n,
+                       hr_store_report_fn report, void *ud, hr_err_t *err);
+/* The table's name as SQLite spells it, looked up without regard to case; NULL if there is no
+ * such table (views, virtual tables and herald's own tables do not count). Caller frees. */
+char *hr_sq_table_name(hr_store_t *st, const char *table, hr_err_t *err);
+
+/* --- sqlite_ops.c: the operator and reporting operations of the ops table --- */
+int hr_sq_put_trigger(hr_store_t *st, const hr_trigger_def_t *def, int replace, hr_err_t *err);
+int hr_sq_delete_trigger(hr_store_t *st, const char *name, hr_err_t *err);
+int hr_sq_emit(hr_store_t *st, const char *type, const char *payload_json, char id_out[40],
+               hr_err_t *err);
+int hr_sq_invoke(hr_store_t *st, const char *trigger, const char *payload_json, char id_out[40],
+                 hr_err_t *err);
+int hr_sq_redeliver(hr_store_t *st, const char *event_id, const char *trigger, int *queued,
+                    hr_err_t *err);
+int hr_sq_replay(hr_store_t *st, const char *trigger, const hr_replay_range_t *range,
+                 int64_t *queued, hr_err_t *err);
+int hr_sq_status(hr_store_t *st, json_t **out, hr_err_t *err);
+int hr_sq_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err_t *err);
+int hr_sq_event(hr_store_t *st, const char *event_id, int attempts_limit, int attempts_offset,
+                json_t **out, hr_err_t *err);
+int hr_sq_attempts(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
+                   hr_err_t *err);
+
+#endif

@@ -1,0 +1,1280 @@
+/* store_sqlite.c: the SQLite backend (`database: sqlite:PATH`), the embedded default.
+ *
+ * herald's tables live in the application's own database file, beside its tables: SQLite
+ * triggers cannot write to another file, and only there do a write and its event commit
+ * together. They are herald_meta, herald_log, herald_triggers, herald_cursors, herald_delayed and
+ * herald_attempts, with the columns and meanings of PostgreSQL's herald.* tables, plus the view
+ * herald_emit through which SQL emits custom events (see the migration below).
+ *
+ * Reading the log. SQLite lets one writer at a time hold the database: a transaction takes the
+ * write lock before its first change and keeps it until it commits or rolls back. The log's seq
+ * (INTEGER PRIMARY KEY AUTOINCREMENT) is assigned under that lock, so every seq of a transaction
+ * is larger than every seq of the transactions committed before it, and smaller than those of
+ * the ones after: seq order is commit order. A reader that has seen the log up to seq N in one
+ * snapshot will never see a smaller seq appear later. The cursor is therefore simply the last
+ * settled seq ("N" as text), and herald_cursors stores it as last_seq. A read that reaches the
+ * end returns as its cursor the largest seq of its snapshot, even if no row matched.
+ *
+ * Concurrency with the application. The file is put in WAL mode (a persistent property of the
+ * file: the application's connections use it too), so readers never block the writer and the
+ * writer never blocks readers. herald's writes are short: settling a page is one transaction
+ * (attempts, delayed rows, cursor) of a few milliseconds, begun IMMEDIATE so that it never has to
+ * upgrade a read lock (which can fail at once with SQLITE_BUSY). herald waits up to 5 s for the
+ * write lock (busy_timeout). An application that sets a busy timeout of its own, as any
+ * multi-process SQLite use should, therefore never sees SQLITE_BUSY because of herald under
+ * ordinary load. herald's connection uses synchronous=NORMAL: after a power cut the last settled
+ * pages may be rolled back together with their cursor, and are delivered again.
+ *
+ * The asynchronous operations of the ops table (read_page, read_due, settle, defs_version) run
+ * at once on the loop's thread — SQLite answers in microseconds — and report through the loop: a
+ * zero timer drains the completed operations on the next iteration, so a callback never runs
+ * before the call returns, and runs exactly once.
+ *
+ * Waking up. The dispatcher polls each trigger every millisecond while events flow, backing off
+ * to 100 ms when idle. An idle poll costs one PRAGMA data_version (it changes when another
+ * connection commits) and a comparison: when neither data_version nor this connection's own
+ * commit count (local_gen) changed since a read reached the end of the log at the same cursor,
+ * the answer is the same empty page and the query is skipped. The delayed queue and the
+ * definitions version are remembered the same way.
+ *
+ * One instance per file: `serve` holds an exclusive flock on PATH-herald.lock (beside the
+ * database) for its lifetime; a second serve on the same file is refused with a message. */
+#include "store/sqlite_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/capture.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* ------------------------------------------------------------------------------------------ */
+/* Schema                                                                                     */
+
+/* The migrations, in order; version i+1 is migrations[i]. Never edit a released one: add one. */
+static const char *const migrations[] = {
+    /* 1: log, definitions, cursors, delayed queue, attempts, the emit view. */
+    "CREATE TABLE herald_log ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    /* A version 4 UUID made from randomblob, e.g. 5c0e8a1b-3f2d-4e6a-9b1c-0d2e3f4a5b6c. */
+    "  id TEXT NOT NULL DEFAULT (lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2)))"
+    "    || '-4' || substr(lower(hex(randomblob(2))), 2) || '-'"
+    "    || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2)"
+    "    || '-' || lower(hex(randomblob(6)))),"
+    "  at TEXT NOT NULL DEFAULT " HR_SQ_NOW ","
+    "  source TEXT NOT NULL,"
+    "  op TEXT NOT NULL,"
+    "  old TEXT,"
+    "  new TEXT,"
+    "  session TEXT) STRICT;"
+    "CREATE INDEX herald_log_id ON herald_log (id);"
+    "CREATE TABLE herald_triggers ("
+    "  name TEXT PRIMARY KEY,"
+    "  definition TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL DEFAULT " HR_SQ_NOW ","
+    "  updated_at TEXT NOT NULL DEFAULT " HR_SQ_NOW ") STRICT;"
+    "CREATE TABLE herald_cursors ("
+    "  trigger TEXT PRIMARY KEY,"
+    "  last_seq INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at TEXT NOT NULL DEFAULT " HR_SQ_NOW ") STRICT;"
+    "CREATE TABLE herald_delayed ("
+    "  trigger TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL,"
+    "  due_at TEXT NOT NULL,"
+    "  dead INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  updated_at TEXT NOT NULL DEFAULT " HR_SQ_NOW ","
+    "  PRIMARY KEY (trigger, seq)) STRICT;"
+    "CREATE INDEX herald_delayed_due ON herald_delayed (trigger, due_at) WHERE dead = 0;"
+    "CREATE INDEX herald_delayed_event ON herald_delayed (event_id);"
+    "CREATE TABLE herald_attempts ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  trigger TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  at TEXT NOT NULL DEFAULT " HR_SQ_NOW ","
+    "  status INTEGER,"
+    "  latency_ms REAL,"
+    "  error TEXT,"
+    "  response TEXT) STRICT;"
+    "CREATE INDEX herald_attempts_event ON herald_attempts (event_id);"
+    "CREATE INDEX herald_attempts_trigger ON herald_attempts (trigger, id);"
+    /* The outbox, SQLite's herald.emit: INSERT INTO herald_emit (type, payload) VALUES (…)
+     * appends an EMIT event inside the caller's transaction. payload must be valid JSON text. */
+    "CREATE VIEW herald_emit (type, payload) AS SELECT NULL, NULL WHERE 0;"
+    "CREATE TRIGGER herald_emit_insert INSTEAD OF INSERT ON herald_emit BEGIN"
+    "  SELECT RAISE(ABORT, 'herald_emit: type must not be empty')"
+    "    WHERE NEW.type IS NULL OR NEW.type = '';"
+    "  INSERT INTO herald_log (source, op, new) VALUES (NEW.type, 'EMIT', json(NEW.payload));"
+    " END;",
+};
+
+static const int schema_version = (int)(sizeof migrations / sizeof migrations[0]);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers                                                                              */
+
+int hr_sq_fail(hr_store_t *st, hr_err_t *err, const char *what)
+{
+    const char *m = st && st->db ? sqlite3_errmsg(st->db) : "cannot open the database";
+    return hr_err_set(err, HR_EDB, "%s: %s", what, m);
+}
+
+int hr_sq_exec(hr_store_t *st, const char *sql, hr_err_t *err, const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = hr_err_set(err, HR_EDB, "%s: %s", what, msg ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return 0;
+}
+
+sqlite3_stmt *hr_sq_stmt(hr_store_t *st, const char *sql, hr_err_t *err)
+{
+    for (size_t i = 0; i < st->nstmts; i++) {
+        if (st->stmt_sql[i] != sql) continue;
+        sqlite3_reset(st->stmts[i]);
+        sqlite3_clear_bindings(st->stmts[i]);
+        return st->stmts[i];
+    }
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+        hr_sq_fail(st, err, "preparing a query");
+        return NULL;
+    }
+    st->stmts = hr_xrealloc(st->stmts, (st->nstmts + 1) * sizeof *st->stmts);
+    st->stmt_sql = hr_xrealloc(st->stmt_sql, (st->nstmts + 1) * sizeof *st->stmt_sql);
+    st->stmts[st->nstmts] = s;
+    st->stmt_sql[st->nstmts++] = sql;
+    return s;
+}
+
+int hr_sq_begin(hr_store_t *st, hr_err_t *err)
+{
+    return hr_sq_exec(st, "BEGIN IMMEDIATE", err, "starting a transaction");
+}
+
+int hr_sq_commit(hr_store_t *st, hr_err_t *err)
+{
+    int rc = hr_sq_exec(st, "COMMIT", err, "committing");
+    if (rc)
+        hr_sq_rollback(st);
+    else
+        st->local_gen++;
+    return rc;
+}
+
+void hr_sq_rollback(hr_store_t *st)
+{
+    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Steps a statement that returns no rows (or whose rows do not matter). */
+static int step_done(hr_store_t *st, sqlite3_stmt *s, hr_err_t *err, const char *what)
+{
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+    }
+    int rc = r == SQLITE_DONE ? 0 : hr_sq_fail(st, err, what);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? hr_xstrdup((const char *)t) : NULL;
+}
+
+char *hr_sq_clean_utf8(const char *s)
+{
+    hr_buf_t clean = HR_BUF_INIT;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int len = *p < 0x80         ? 1
+                  : (*p >> 5) == 6  ? 2
+                  : (*p >> 4) == 14 ? 3
+                  : (*p >> 3) == 30 ? 4
+                                    : 0;
+        int ok = len > 0;
+        for (int i = 1; ok && i < len; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (ok && len == 2 && *p < 0xC2) ok = 0; /* overlong */
+        if (ok && len == 3) {
+            unsigned cp = ((p[0] & 0xFu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) ok = 0;
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((p[0] & 0x7u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
+                          (p[3] & 0x3Fu);
+            if (cp < 0x10000 || cp > 0x10FFFF) ok = 0;
+        }
+        if (ok) {
+            hr_buf_append(&clean, p, (size_t)len);
+            p += len;
+        } else {
+            hr_buf_puts(&clean, "\xEF\xBF\xBD");
+            p++;
+        }
+    }
+    if (!clean.data) return hr_xstrdup("");
+    return hr_buf_steal(&clean, NULL);
+}
+
+int hr_sq_parse_time(const char *s, int64_t *us)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    char sep;
+    if (sscanf(s, "%4d-%2d-%2d%c%2d:%2d:%2d%n", &y, &mo, &d, &sep, &h, &mi, &sec, &n) != 7 ||
+        (sep != 'T' && sep != 't' && sep != ' '))
+        return HR_EINVAL;
+    const char *p = s + n;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 6) frac = frac * 10 + (*p - '0');
+        if (!digits) return HR_EINVAL;
+        for (; digits < 6; digits++)
+            frac *= 10;
+    }
+    int64_t off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, m = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5) return HR_EINVAL;
+        off = (int64_t)(oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else if (*p) {
+        return HR_EINVAL;
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return HR_EINVAL;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    *us = ((int64_t)t - off) * 1000000 + frac;
+    return 0;
+}
+
+void hr_sq_format_time(int64_t us, char *out)
+{
+    hr_format_rfc3339_us(us, out, 32);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Schema versions                                                                            */
+
+int hr_sq_schema_version(hr_store_t *st, int *version, hr_err_t *err)
+{
+    *version = 0;
+    sqlite3_stmt *s = hr_sq_stmt(st,
+                                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                                 " name = 'herald_meta'",
+                                 err);
+    if (!s) return HR_EDB;
+    int r = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (r == SQLITE_DONE) return 0;
+    if (r != SQLITE_ROW) return hr_sq_fail(st, err, "reading herald's schema version");
+    s = hr_sq_stmt(st, "SELECT value FROM herald_meta WHERE key = 'schema_version'", err);
+    if (!s) return HR_EDB;
+    r = sqlite3_step(s);
+    if (r == SQLITE_ROW) *version = atoi((const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return hr_sq_fail(st, err, "reading herald's schema version");
+    return 0;
+}
+
+static int check_known_version(hr_store_t *st, int version, hr_err_t *err)
+{
+    if (version > schema_version)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "herald's tables in %s are at schema version %d, newer than this "
+                          "herald (version %d): upgrade herald",
+                          st->path, version, schema_version);
+    return 0;
+}
+
+int hr_sq_migrate(hr_store_t *st, hr_store_report_fn report, void *ud, hr_err_t *err)
+{
+    int version = 0, rc;
+    if ((rc = hr_sq_schema_version(st, &version, err))) return rc;
+    if ((rc = check_known_version(st, version, err))) return rc;
+    if (version == schema_version) return 0;
+    if ((rc = hr_sq_exec(st,
+                         "CREATE TABLE IF NOT EXISTS herald_meta (key TEXT PRIMARY KEY,"
+                         " value TEXT NOT NULL) STRICT;"
+                         "INSERT OR IGNORE INTO herald_meta VALUES ('defs_version', '0');",
+                         err, "creating herald_meta")))
+        return rc;
+    for (int v = version; v < schema_version; v++) {
+        char what[64];
+        snprintf(what, sizeof what, "migrating herald's schema to version %d", v + 1);
+        if ((rc = hr_sq_exec(st, migrations[v], err, what))) return rc;
+    }
+    char *sql = hr_xasprintf("INSERT INTO herald_meta VALUES ('schema_version', '%d')"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             schema_version);
+    rc = hr_sq_exec(st, sql, err, "recording herald's schema version");
+    free(sql);
+    if (rc) return rc;
+    if (report) {
+        char line[128];
+        if (version == 0)
+            snprintf(line, sizeof line, "schema: installed version %d", schema_version);
+        else
+            snprintf(line, sizeof line, "schema: migrated from version %d to %d", version,
+                     schema_version);
+        report(ud, line);
+    }
+    return 0;
+}
+
+int hr_sq_require_schema(hr_store_t *st, hr_err_t *err)
+{
+    int version = 0, rc;
+    if ((rc = hr_sq_schema_version(st, &version, err))) return rc;
+    if (version == 0)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "herald's tables are not installed in %s: run herald apply", st->path);
+    if ((rc = check_known_version(st, version, err))) return rc;
+    if (version < schema_version)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "herald's tables in %s are at schema version %d, this herald needs %d: "
+                          "run herald apply",
+                          st->path, version, schema_version);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Open / close                                                                               */
+
+/* "sqlite:PATH" → PATH (the CLI has made a relative PATH absolute already). */
+static const char *url_path(const char *url)
+{
+    return strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
+}
+
+/* Takes serve's lock beside the database: one herald instance per file. */
+static int take_lock(hr_store_t *st, hr_err_t *err)
+{
+    char *lock = hr_xasprintf("%s-herald.lock", st->path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int rc = 0;
+    if (fd < 0) {
+        rc = hr_err_set(err, HR_EIO, "cannot open the lock file %s: %s", lock, strerror(errno));
+    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK
+                 ? hr_err_set(err, HR_EEXIST,
+                              "another herald serve is running on %s (it holds %s); with SQLite "
+                              "one herald serves a database file",
+                              st->path, lock)
+                 : hr_err_set(err, HR_EIO, "cannot lock %s: %s", lock, strerror(errno));
+        close(fd);
+    } else {
+        st->lock_fd = fd;
+    }
+    free(lock);
+    return rc;
+}
+
+static void on_defer(uv_timer_t *t);
+
+static int sq_open(const char *url, uv_loop_t *loop, hr_store_t **out, hr_err_t *err)
+{
+    hr_store_t *st = hr_xcalloc(1, sizeof *st);
+    st->path = hr_xstrdup(url_path(url));
+    st->lock_fd = -1;
+    st->defs_version = -1;
+    st->dv_last = -1;
+    int rc = 0;
+    if (!*st->path) {
+        rc = hr_err_set(err, HR_ECONFIG, "sqlite: the database path is empty");
+        goto fail;
+    }
+    if (loop && (rc = take_lock(st, err))) goto fail;
+    if (sqlite3_open_v2(st->path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = hr_err_set(err, HR_EDB, "cannot open %s: %s", st->path,
+                        st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    /* WAL is a property of the file: set once, the application's connections use it too. */
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        rc = hr_sq_fail(st, err, "switching the database to WAL mode");
+        sqlite3_finalize(s);
+        goto fail;
+    }
+    const char *mode = (const char *)sqlite3_column_text(s, 0);
+    if (!mode || strcmp(mode, "wal") != 0)
+        hr_log(HR_LOG_WARN,
+               "msg=\"the database is not in WAL mode; writers may wait for herald\" "
+               "journal_mode=%s",
+               mode ? mode : "?");
+    sqlite3_finalize(s);
+    if ((rc = hr_sq_exec(st, "PRAGMA synchronous = NORMAL", err, "configuring the connection")))
+        goto fail;
+    if (loop) {
+        st->loop = loop;
+        uv_timer_init(loop, &st->defer);
+        st->defer.data = st;
+    }
+    *out = st;
+    return 0;
+fail:
+    if (st->db) sqlite3_close_v2(st->db);
+    if (st->lock_fd >= 0) close(st->lock_fd);
+    free(st->path);
+    free(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reporting completed operations through the loop                                            */
+
+enum { DONE_PAGE, DONE_SETTLE, DONE_VERSION };
+
+struct hr_sq_done {
+    hr_sq_done_t *next;
+    int kind;
+    hr_store_page_cb page_cb;
+    hr_store_done_cb done_cb;
+    void (*version_cb)(void *ud, int rc, int64_t version);
+    void *ud;
+    int rc;
+    hr_page_t *page;
+    int64_t version;
+    char *msg;
+};
+
+static void defer(hr_store_t *st, hr_sq_done_t *d)
+{
+    if (st->done_tail)
+        st->done_tail->next = d;
+    else
+        st->done_head = d;
+    st->done_tail = d;
+    if (!uv_is_active((uv_handle_t *)&st->defer)) uv_timer_start(&st->defer, on_defer, 0, 0);
+}
+
+static void run_done(hr_sq_done_t *d)
+{
+    switch (d->kind) {
+    case DONE_PAGE:
+        d->page_cb(d->ud, d->rc, d->page, d->msg);
+        break;
+    case DONE_SETTLE:
+        d->done_cb(d->ud, d->rc, d->msg);
+        break;
+    default:
+        d->version_cb(d->ud, d->rc, d->version);
+        break;
+    }
+    free(d->msg);
+    free(d);
+}
+
+/* Drains what was completed before this iteration; callbacks may queue more (for the next). */
+static void on_defer(uv_timer_t *t)
+{
+    hr_store_t *st = t->data;
+    hr_sq_done_t *d = st->done_head;
+    st->done_head = st->done_tail = NULL;
+    while (d) {
+        hr_sq_done_t *next = d->next;
+        run_done(d);
+        d = next;
+    }
+}
+
+static hr_sq_done_t *done_new(int kind, void *ud, int rc, const char *msg)
+{
+    hr_sq_done_t *d = hr_xcalloc(1, sizeof *d);
+    d->kind = kind;
+    d->ud = ud;
+    d->rc = rc;
+    d->msg = rc && msg ? hr_xstrdup(msg) : NULL;
+    return d;
+}
+
+typedef struct close_ctx {
+    hr_store_t *st;
+    void (*done)(void *);
+    void *ud;
+} close_ctx_t;
+
+static void release(hr_store_t *st)
+{
+    for (size_t i = 0; i < st->nstmts; i++)
+        sqlite3_finalize(st->stmts[i]);
+    free(st->stmts);
+    free(st->stmt_sql);
+    if (st->db) sqlite3_close_v2(st->db);
+    if (st->lock_fd >= 0) close(st->lock_fd);
+    while (st->memos) {
+        hr_sq_memo_t *m = st->memos;
+        st->memos = m->next;
+        free(m->trigger);
+        free(m->page_cursor);
+        free(m);
+    }
+    free(st->path);
+    free(st);
+}
+
+static void on_defer_closed(uv_handle_t *h)
+{
+    close_ctx_t *cc = h->data;
+    release(cc->st);
+    if (cc->done) cc->done(cc->ud);
+    free(cc);
+}
+
+static void sq_close(hr_store_t *st, void (*done)(void *ud), void *ud)
+{
+    if (!st->loop) {
+        release(st);
+        if (done) done(ud);
+        return;
+    }
+    /* Completed operations nobody will hear of now: their callbacks run, cancelled. */
+    uv_timer_stop(&st->defer);
+    while (st->done_head) {
+        hr_sq_done_t *d = st->done_head;
+        st->done_head = d->next;
+        if (!st->done_head) st->done_tail = NULL;
+        hr_page_free(d->page);
+        d->page = NULL;
+        d->rc = HR_ECANCELED;
+        free(d->msg);
+        d->msg = hr_xstrdup("the store is closing");
+        run_done(d);
+    }
+    close_ctx_t *cc = hr_xcalloc(1, sizeof *cc);
+    cc->st = st;
+    cc->done = done;
+    cc->ud = ud;
+    st->defer.data = cc;
+    uv_close((uv_handle_t *)&st->defer, on_defer_closed);
+}
+
+static uint64_t sq_reconnects(hr_store_t *st)
+{
+    (void)st;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Definitions, cursors, filters                                                              */
+
+void hr_sq_source(const hr_trigger_def_t *t, hr_buf_t *out)
+{
+    hr_capture_source(t->schema, t->table, out);
+}
+
+int hr_sq_validate_def(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err)
+{
+    if (!t->table) return 0;
+    if (strcmp(t->schema, "public") != 0)
+        return hr_err_append(err, HR_ECONFIG,
+                             "trigger %s: table %s.%s: an SQLite database has no schemas: name "
+                             "the table alone",
+                             t->name, t->schema, t->table);
+    hr_err_t e2 = {0};
+    char *name = hr_sq_table_name(st, t->table, &e2);
+    if (!name) {
+        if (e2.code) return hr_err_append(err, e2.code, "%s", e2.msg);
+        return hr_err_append(err, HR_ECONFIG, "trigger %s: table %s does not exist in %s", t->name,
+                             t->table, st->path);
+    }
+    int bad = 0;
+    for (int which = 0; which < 2; which++) {
+        char **cols = which ? t->payload : t->columns;
+        size_t n = which ? t->npayload : t->ncolumns;
+        for (size_t k = 0; k < n; k++) {
+            sqlite3_stmt *s = hr_sq_stmt(st,
+                                         "SELECT 1 FROM pragma_table_xinfo(?1) WHERE name = ?2"
+                                         " COLLATE NOCASE AND hidden <> 1",
+                                         err);
+            if (!s) {
+                free(name);
+                return HR_EDB;
+            }
+            sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(s, 2, cols[k], -1, SQLITE_TRANSIENT);
+            int r = sqlite3_step(s);
+            sqlite3_reset(s);
+            if (r != SQLITE_ROW) {
+                hr_err_append(err, HR_ECONFIG, "trigger %s: %s: column %s does not exist in %s",
+                              t->name, which ? "payload" : "columns", cols[k], t->table);
+                bad = 1;
+            }
+        }
+    }
+    free(name);
+    return bad ? HR_ECONFIG : 0;
+}
+
+int hr_sq_bump_defs(hr_store_t *st, hr_err_t *err)
+{
+    return hr_sq_exec(st,
+                      "UPDATE herald_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                      " WHERE key = 'defs_version'",
+                      err, "bumping the definitions version");
+}
+
+int hr_sq_create_cursor(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err)
+{
+    /* start: now skips everything committed before this transaction; beginning reads it all. */
+    sqlite3_stmt *s = hr_sq_stmt(st,
+                                 "INSERT INTO herald_cursors (trigger, last_seq) SELECT ?1,"
+                                 " CASE WHEN ?2 THEN 0 ELSE (SELECT coalesce(max(seq), 0)"
+                                 " FROM herald_log) END WHERE 1 ON CONFLICT (trigger) DO NOTHING",
+                                 err);
+    if (!s) return HR_EDB;
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 2, t->start_beginning);
+    return step_done(st, s, err, "creating a cursor");
+}
+
+void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *nparams)
+{
+    if (t->table) {
+        /* Capture writes the source as SQLite spells the table; names are case-insensitive. */
+        hr_buf_printf(sql, "l.source = ?%d COLLATE NOCASE AND instr(?%d, ',' || l.op || ',') > 0",
+                      first, first + 1);
+    } else {
+        hr_buf_printf(sql,
+                      "l.op = 'EMIT' AND (l.source IN (SELECT value FROM json_each(?%d))"
+                      " OR EXISTS (SELECT 1 FROM json_each(?%d) p"
+                      " WHERE substr(l.source, 1, length(p.value)) = p.value))",
+                      first, first + 1);
+    }
+    *nparams = 2;
+}
+
+void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first)
+{
+    hr_buf_t a = HR_BUF_INIT, b = HR_BUF_INIT;
+    if (t->table) {
+        hr_sq_source(t, &a);
+        /* MANUAL events are queued for their one trigger (invoke), never read from the log. */
+        hr_buf_printf(&b, ",%s%s%s", t->ops & HR_OP_INSERT ? "INSERT," : "",
+                      t->ops & HR_OP_UPDATE ? "UPDATE," : "",
+                      t->ops & HR_OP_DELETE ? "DELETE," : "");
+    } else {
+        /* JSON arrays of exact types and of prefixes ("invoice.*" → "invoice."). */
+        json_t *exact = json_array(), *prefix = json_array();
+        for (size_t i = 0; i < t->nevents; i++) {
+            const char *e = t->events[i];
+            size_t len = strlen(e);
+            if (len && e[len - 1] == '*')
+                json_array_append_new(prefix, json_stringn(e, len - 1));
+            else
+                json_array_append_new(exact, json_string(e));
+        }
+        char *x = json_dumps(exact, JSON_COMPACT), *p = json_dumps(prefix, JSON_COMPACT);
+        hr_buf_puts(&a, x);
+        hr_buf_puts(&b, p);
+        free(x);
+        free(p);
+        json_decref(exact);
+        json_decref(prefix);
+    }
+    sqlite3_bind_text(s, first, a.data, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, first + 1, b.data, -1, SQLITE_TRANSIENT);
+    hr_buf_free(&a);
+    hr_buf_free(&b);
+}
+
+int hr_sq_load_defs(hr_store_t *st, hr_trigger_def_t **out, size_t *nout, hr_err_t *err)
+{
+    sqlite3_stmt *s =
+        hr_sq_stmt(st, "SELECT name, definition FROM herald_triggers ORDER BY name", err);
+    if (!s) return HR_EDB;
+    hr_trigger_def_t *defs = NULL;
+    size_t n = 0;
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        json_error_t je;
+        json_t *j = json_loads((const char *)sqlite3_column_text(s, 1), 0, &je);
+        hr_err_t e1 = {0};
+        defs = hr_xrealloc(defs, (n + 1) * sizeof *defs);
+        if (!j || hr_trigger_def_from_json(j, &defs[n], &e1) != 0)
+            hr_log(HR_LOG_ERROR,
+                   "trigger=%s msg=\"stored definition is invalid; skipped\" "
+                   "error=\"%s\"",
+                   (const char *)sqlite3_column_text(s, 0), j ? e1.msg : je.text);
+        else
+            n++;
+        json_decref(j);
+    }
+    sqlite3_reset(s);
+    if (r != SQLITE_DONE) {
+        hr_sq_free_defs(defs, n);
+        return hr_sq_fail(st, err, "reading trigger definitions");
+    }
+    *out = defs ? defs : hr_xcalloc(1, sizeof *defs);
+    *nout = n;
+    return 0;
+}
+
+void hr_sq_free_defs(hr_trigger_def_t *defs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hr_trigger_def_clear(&defs[i]);
+    free(defs);
+}
+
+static int sq_load_triggers(hr_store_t *st, hr_trigger_def_t **out, size_t *n, hr_err_t *err)
+{
+    int rc = hr_sq_require_schema(st, err);
+    return rc ? rc : hr_sq_load_defs(st, out, n, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Apply                                                                                      */
+
+static int sync_definitions(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn report,
+                            void *ud, hr_err_t *err)
+{
+    int rc = 0, changed = 0;
+    char line[256];
+    hr_trigger_def_t *have = NULL;
+    size_t nhave = 0;
+    if ((rc = hr_sq_load_defs(st, &have, &nhave, err))) return rc;
+    for (size_t i = 0; i < cfg->ntriggers && !rc; i++) {
+        const hr_trigger_def_t *t = &cfg->triggers[i];
+        json_t *j = hr_trigger_def_to_json(t);
+        const hr_trigger_def_t *old = NULL;
+        for (size_t k = 0; k < nhave && !old; k++)
+            if (strcmp(have[k].name, t->name) == 0) old = &have[k];
+        json_t *oj = old ? hr_trigger_def_to_json(old) : NULL;
+        if (!oj || !json_equal(oj, j)) {
+            char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+            sqlite3_stmt *s = hr_sq_stmt(st,
+                                         "INSERT INTO herald_triggers (name, definition)"
+                                         " VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET"
+                                         " definition = excluded.definition,"
+                                         " updated_at = " HR_SQ_NOW,
+                                         err);
+            if (!s) rc = HR_EDB;
+            if (!rc) {
+                sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(s, 2, text, -1, SQLITE_TRANSIENT);
+                rc = step_done(st, s, err, "storing a trigger definition");
+            }
+            if (!rc && !old) rc = hr_sq_create_cursor(st, t, err);
+            if (!rc) {
+                snprintf(line, sizeof line, "trigger %s: %s", t->name, old ? "updated" : "created");
+                report(ud, line);
+                changed = 1;
+            }
+            free(text);
+        }
+        json_decref(oj);
+        json_decref(j);
+    }
+    for (size_t k = 0; k < nhave && !rc; k++) {
+        int keep = 0;
+        for (size_t i = 0; i < cfg->ntriggers && !keep; i++)
+            keep = strcmp(cfg->triggers[i].name, have[k].name) == 0;
+        if (keep) continue;
+        static const char *const dels[] = {
+            "DELETE FROM herald_triggers WHERE name = ?1",
+            "DELETE FROM herald_cursors WHERE trigger = ?1",
+            "DELETE FROM herald_delayed WHERE trigger = ?1",
+        };
+        for (int d = 0; d < 3 && !rc; d++) {
+            sqlite3_stmt *s = hr_sq_stmt(st, dels[d], err);
+            if (!s) {
+                rc = HR_EDB;
+                break;
+            }
+            sqlite3_bind_text(s, 1, have[k].name, -1, SQLITE_TRANSIENT);
+            rc = step_done(st, s, err, "removing a trigger");
+        }
+        if (!rc) {
+            snprintf(line, sizeof line, "trigger %s: removed", have[k].name);
+            report(ud, line);
+            changed = 1;
+        }
+    }
+    hr_sq_free_defs(have, nhave);
+    if (!rc && changed) rc = hr_sq_bump_defs(st, err);
+    return rc;
+}
+
+static int sq_apply(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn report, void *ud,
+                    hr_err_t *err)
+{
+    int rc = hr_sq_begin(st, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        int r = hr_sq_validate_def(st, &cfg->triggers[i], err);
+        if (r && (!rc || rc == HR_ECONFIG)) rc = r;
+    }
+    if (rc) goto fail;
+    if ((rc = hr_sq_migrate(st, report, ud, err))) goto fail;
+    if ((rc = hr_sq_sync_capture(st, cfg->triggers, cfg->ntriggers, report, ud, err))) goto fail;
+    if ((rc = sync_definitions(st, cfg, report, ud, err))) goto fail;
+    return hr_sq_commit(st, err);
+fail:
+    hr_sq_rollback(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Idle shortcuts                                                                             */
+
+/* PRAGMA data_version: changes whenever another connection commits to the file. */
+static int data_version(hr_store_t *st, int64_t *out)
+{
+    sqlite3_stmt *s = hr_sq_stmt(st, "PRAGMA data_version", NULL);
+    if (!s) return HR_EDB;
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return r == SQLITE_ROW ? 0 : HR_EDB;
+}
+
+static hr_sq_memo_t *memo_for(hr_store_t *st, const char *trigger)
+{
+    for (hr_sq_memo_t *m = st->memos; m; m = m->next)
+        if (strcmp(m->trigger, trigger) == 0) return m;
+    hr_sq_memo_t *m = hr_xcalloc(1, sizeof *m);
+    m->trigger = hr_xstrdup(trigger);
+    m->next = st->memos;
+    st->memos = m;
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The dispatcher's operations                                                                */
+
+/* The strings of a page's events, freed with the page. */
+typedef struct page_strings {
+    char **v;
+    size_t n;
+} page_strings_t;
+
+static void free_strings(void *p)
+{
+    page_strings_t *ps = p;
+    for (size_t i = 0; i < ps->n; i++)
+        free(ps->v[i]);
+    free(ps->v);
+    free(ps);
+}
+
+static const char *keep(page_strings_t *ps, sqlite3_stmt *s, int col)
+{
+    char *v = col_dup(s, col);
+    if (!v) return NULL;
+    ps->v = hr_xrealloc(ps->v, (ps->n + 1) * sizeof *ps->v);
+    ps->v[ps->n++] = v;
+    return v;
+}
+
+/* Event columns, in this order, from column c0 on. */
+#define EVENT_COLS "l.seq, l.id, l.at, l.source, l.op, l.old, l.new, l.session"
+
+static void row_event(sqlite3_stmt *s, int c0, const hr_trigger_def_t *t, page_strings_t *ps,
+                      hr_event_t *ev)
+{
+    ev->seq = sqlite3_column_int64(s, c0);
+    ev->id = keep(ps, s, c0 + 1);
+    ev->created_at = keep(ps, s, c0 + 2);
+    ev->op = keep(ps, s, c0 + 4);
+    if (ev->op && strcmp(ev->op, "EMIT") == 0) {
+        ev->type = keep(ps, s, c0 + 3);
+        ev->schema = ev->table = NULL;
+    } else {
+        ev->type = NULL;
+        ev->schema = t->schema;
+        ev->table = t->table;
+    }
+    ev->old_json = keep(ps, s, c0 + 5);
+    ev->new_json = keep(ps, s, c0 + 6);
+    ev->session_json = keep(ps, s, c0 + 7);
+}
+
+static hr_page_t *page_new(size_t limit, page_strings_t **ps)
+{
+    hr_page_t *page = hr_xcalloc(1, sizeof *page);
+    page->events = hr_xcalloc(limit + 1, sizeof *page->events);
+    page->next_due_ms = -1;
+    *ps = hr_xcalloc(1, sizeof **ps);
+    page->backend_data = *ps;
+    page->backend_free = free_strings;
+    return page;
+}
+
+static void report_page(hr_store_t *st, hr_store_page_cb cb, void *ud, int rc, hr_page_t *page,
+                        const char *msg)
+{
+    hr_sq_done_t *d = done_new(DONE_PAGE, ud, rc, msg);
+    d->page_cb = cb;
+    d->page = page;
+    defer(st, d);
+}
+
+static int stored_cursor(hr_store_t *st, const char *trigger, int64_t *seq, hr_err_t *err)
+{
+    sqlite3_stmt *s = hr_sq_stmt(st, "SELECT last_seq FROM herald_cursors WHERE trigger = ?1", err);
+    if (!s) return HR_EDB;
+    sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) *seq = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (r == SQLITE_DONE)
+        return hr_err_set(err, HR_ENOTFOUND, "the trigger has no cursor (was it removed?)");
+    return r == SQLITE_ROW ? 0 : hr_sq_fail(st, err, "reading a cursor");
+}
+
+static const char *const read_table_sql =
+    "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq > ?1 AND l.source = ?3 COLLATE NOCASE"
+    " AND instr(?4, ',' || l.op || ',') > 0 ORDER BY l.seq LIMIT ?2";
+static const char *const read_events_sql =
+    "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq > ?1 AND l.op = 'EMIT'"
+    " AND (l.source IN (SELECT value FROM json_each(?3)) OR EXISTS (SELECT 1 FROM json_each(?4) p"
+    " WHERE substr(l.source, 1, length(p.value)) = p.value)) ORDER BY l.seq LIMIT ?2";
+
+/* Reads the page in one read transaction, so that the end of the log is the page's snapshot. */
+static int read_log(hr_store_t *st, const hr_trigger_def_t *t, int64_t after, size_t limit,
+                    hr_page_t *page, page_strings_t *ps, int64_t *cursor_out, hr_err_t *err)
+{
+    int rc = hr_sq_exec(st, "BEGIN", err, "starting a read");
+    if (rc) return rc;
+    sqlite3_stmt *s = hr_sq_stmt(st, t->table ? read_table_sql : read_events_sql, err);
+    if (!s) {
+        rc = HR_EDB;
+        goto out;
+    }
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    hr_sq_filter_bind(s, t, 3);
+    int r;
+    int64_t last = after;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        row_event(s, 0, t, ps, &page->events[page->nevents++]);
+        last = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    if (r != SQLITE_DONE) {
+        rc = hr_sq_fail(st, err, "reading the log");
+        goto out;
+    }
+    page->exhausted = page->nevents < limit;
+    if (page->exhausted) {
+        /* Every row up to the end of this snapshot was considered. */
+        s = hr_sq_stmt(st, "SELECT coalesce(max(seq), 0) FROM herald_log", err);
+        if (!s) {
+            rc = HR_EDB;
+            goto out;
+        }
+        if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > last)
+            last = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+    }
+    *cursor_out = last;
+out:
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+static int sq_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor, size_t limit,
+                        hr_store_page_cb cb, void *ud)
+{
+    if (!st->loop) return HR_EINVAL;
+    hr_err_t err = {0};
+    int64_t after = 0, dv = -1;
+    int rc = 0;
+    hr_sq_memo_t *m = memo_for(st, t->name);
+    if (cursor && data_version(st, &dv) == 0 && m->page_cursor && m->page_dv == dv &&
+        m->page_gen == st->local_gen && strcmp(m->page_cursor, cursor) == 0) {
+        /* Nobody committed since this cursor was read to the end: the same empty page. */
+        page_strings_t *ps;
+        hr_page_t *page = page_new(0, &ps);
+        page->exhausted = 1;
+        page->cursor_after = hr_xstrdup(cursor);
+        report_page(st, cb, ud, 0, page, NULL);
+        return 0;
+    }
+    uint64_t gen = st->local_gen;
+    if (cursor) {
+        char *end = NULL;
+        after = strtoll(cursor, &end, 10);
+        if (!end || *end || after < 0) return HR_EINVAL;
+    } else if ((rc = stored_cursor(st, t->name, &after, &err))) {
+        report_page(st, cb, ud, rc, NULL, err.msg);
+        return 0;
+    }
+    page_strings_t *ps;
+    hr_page_t *page = page_new(limit, &ps);
+    int64_t next = after;
+    if ((rc = read_log(st, t, after, limit, page, ps, &next, &err))) {
+        hr_page_free(page);
+        report_page(st, cb, ud, rc, NULL, err.msg);
+        return 0;
+    }
+    page->cursor_after = hr_xasprintf("%" PRId64, next);
+    free(m->page_cursor);
+    m->page_cursor = NULL;
+    if (page->exhausted && dv >= 0) {
+        m->page_cursor = hr_xstrdup(page->cursor_after);
+        m->page_dv = dv;
+        m->page_gen = gen;
+    }
+    report_page(st, cb, ud, 0, page, NULL);
+    return 0;
+}
+
+static int sq_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, hr_store_page_cb cb,
+                       void *ud)
+{
+    if (!st->loop) return HR_EINVAL;
+    hr_err_t err = {0};
+    int64_t dv = -1, now = hr_wall_us();
+    hr_sq_memo_t *m = memo_for(st, t->name);
+    page_strings_t *ps;
+    if (data_version(st, &dv) == 0 && m->due_valid && m->due_dv == dv &&
+        m->due_gen == st->local_gen && (m->due_us < 0 || now < m->due_us)) {
+        hr_page_t *page = page_new(0, &ps);
+        page->exhausted = 1;
+        page->next_due_ms = m->due_us < 0 ? -1 : (m->due_us - now + 999) / 1000;
+        report_page(st, cb, ud, 0, page, NULL);
+        return 0;
+    }
+    uint64_t gen = st->local_gen;
+    m->due_valid = 0;
+    char nows[32];
+    hr_sq_format_time(now, nows);
+    hr_page_t *page = page_new(limit, &ps);
+    page->attempts = hr_xcalloc(limit + 1, sizeof *page->attempts);
+    int rc = hr_sq_exec(st, "BEGIN", &err, "starting a read");
+    sqlite3_stmt *s = NULL;
+    if (!rc)
+        s = hr_sq_stmt(st,
+                       "SELECT d.attempts, " EVENT_COLS " FROM herald_delayed d"
+                       " JOIN herald_log l ON l.seq = d.seq WHERE d.trigger = ?1 AND d.dead = 0"
+                       " AND d.due_at <= ?2 ORDER BY d.due_at LIMIT ?3",
+                       &err);
+    if (!rc && !s) rc = HR_EDB;
+    int r = SQLITE_DONE;
+    if (!rc) {
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, nows, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
+        while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+            page->attempts[page->nevents] = sqlite3_column_int(s, 0);
+            row_event(s, 1, t, ps, &page->events[page->nevents++]);
+        }
+        sqlite3_reset(s);
+        if (r != SQLITE_DONE) rc = hr_sq_fail(st, &err, "reading due retries");
+    }
+    page->exhausted = page->nevents < limit;
+    int64_t due_us = -1;
+    if (!rc && page->exhausted) {
+        s = hr_sq_stmt(st,
+                       "SELECT min(due_at) FROM herald_delayed WHERE trigger = ?1 AND dead = 0"
+                       " AND due_at > ?2",
+                       &err);
+        if (!s)
+            rc = HR_EDB;
+        else {
+            sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(s, 2, nows, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL &&
+                hr_sq_parse_time((const char *)sqlite3_column_text(s, 0), &due_us) != 0)
+                due_us = now;
+            sqlite3_reset(s);
+        }
+    }
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc) {
+        hr_page_free(page);
+        report_page(st, cb, ud, rc, NULL, err.msg);
+        return 0;
+    }
+    if (!page->exhausted)
+        page->next_due_ms = 0;
+    else
+        page->next_due_ms = due_us < 0 ? -1 : (due_us > now ? (due_us - now + 999) / 1000 : 0);
+    if (page->nevents == 0 && dv >= 0) {
+        m->due_valid = 1;
+        m->due_dv = dv;
+        m->due_gen = gen;
+        m->due_us = due_us;
+    }
+    report_page(st, cb, ud, 0, page, NULL);
+    return 0;
+}
+
+static int settle_txn(hr_store_t *st, const char *trigger, const char *cursor_after,
+                      const hr_attempt_rec_t *recs, size_t n, int from_retry, hr_err_t *err)
+{
+    int rc = hr_sq_begin(st, err);
+    if (rc) return rc;
+    sqlite3_stmt *s;
+    if (cursor_after) {
+        char *end = NULL;
+        long long seq = strtoll(cursor_after, &end, 10);
+        if (!end || *end) {
+            rc = hr_err_set(err, HR_EINVAL, "invalid cursor");
+            goto out;
+        }
+        s = hr_sq_stmt(st,
+                       "UPDATE herald_cursors SET last_seq = ?2, updated_at = " HR_SQ_NOW
+                       " WHERE trigger = ?1",
+                       err);
+        if (!s) goto db;
+        sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, seq);
+        if ((rc = step_done(st, s, err, "moving the cursor"))) goto out;
+    }
+    int64_t now = hr_wall_us();
+    for (size_t i = 0; i < n; i++) {
+        const hr_attempt_rec_t *a = &recs[i];
+        s = hr_sq_stmt(st,
+                       "INSERT INTO herald_attempts (trigger, seq, event_id, attempt, status,"
+                       " latency_ms, error, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       err);
+        if (!s) goto db;
+        char *errtext = a->error ? hr_sq_clean_utf8(a->error) : NULL;
+        char *resp = a->response ? hr_sq_clean_utf8(a->response) : NULL;
+        sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, a->seq);
+        sqlite3_bind_text(s, 3, a->event_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(s, 4, a->attempt);
+        if (a->status) sqlite3_bind_int64(s, 5, a->status);
+        sqlite3_bind_double(s, 6, a->latency_ms);
+        if (errtext) sqlite3_bind_text(s, 7, errtext, -1, free);
+        if (resp) sqlite3_bind_text(s, 8, resp, -1, free);
+        if ((rc = step_done(st, s, err, "recording an attempt"))) goto out;
+        if (a->settled) {
+            if (!from_retry) continue;
+            s = hr_sq_stmt(st, "DELETE FROM herald_delayed WHERE trigger = ?1 AND seq = ?2", err);
+            if (!s) goto db;
+            sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(s, 2, a->seq);
+            if ((rc = step_done(st, s, err, "removing a delivered retry"))) goto out;
+            continue;
+        }
+        char due[32];
+        hr_sq_format_time(now + (int64_t)a->delay_ms * 1000, due);
+        s = hr_sq_stmt(st,
+                       "INSERT INTO herald_delayed (trigger, seq, event_id, attempts, due_at, dead,"
+                       " last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                       " ON CONFLICT (trigger, seq) DO UPDATE SET attempts = excluded.attempts,"
+                       " due_at = excluded.due_at, dead = excluded.dead,"
+                       " last_error = excluded.last_error, updated_at = " HR_SQ_NOW,
+                       err);
+        if (!s) goto db;
+        sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, a->seq);
+        sqlite3_bind_text(s, 3, a->event_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(s, 4, a->attempt);
+        sqlite3_bind_text(s, 5, due, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(s, 6, a->dead ? 1 : 0);
+        errtext = a->error ? hr_sq_clean_utf8(a->error) : NULL;
+        if (errtext) sqlite3_bind_text(s, 7, errtext, -1, free);
+        if ((rc = step_done(st, s, err, "queueing a retry"))) goto out;
+    }
+    return hr_sq_commit(st, err);
+db:
+    rc = HR_EDB;
+out:
+    hr_sq_rollback(st);
+    return rc;
+}
+
+static int sq_settle(hr_store_t *st, const char *trigger, const char *cursor_after,
+                     const hr_attempt_rec_t *recs, size_t n, int from_retry, hr_store_done_cb cb,
+                     void *ud)
+{
+    if (!st->loop) return HR_EINVAL;
+    hr_err_t err = {0};
+    int rc = settle_txn(st, trigger, cursor_after, recs, n, from_retry, &err);
+    hr_sq_done_t *d = done_new(DONE_SETTLE, ud, rc, err.msg);
+    d->done_cb = cb;
+    defer(st, d);
+    return 0;
+}
+
+static int sq_defs_version(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud)
+{
+    if (!st->loop) return HR_EINVAL;
+    int64_t dv = -1;
+    int rc = 0;
+    if (data_version(st, &dv) != 0 || st->defs_version < 0 || dv != st->defs_dv ||
+        st->local_gen != st->defs_gen) {
+        uint64_t gen = st->local_gen;
+        sqlite3_stmt *s =
+            hr_sq_stmt(st, "SELECT value FROM herald_meta WHERE key = 'defs_version'", NULL);
+        int r = s ? sqlite3_step(s) : SQLITE_ERROR;
+        if (r == SQLITE_ROW) {
+            st->defs_version = sqlite3_column_int64(s, 0);
+            st->defs_dv = dv;
+            st->defs_gen = gen;
+        } else {
+            rc = HR_EDB;
+            st->defs_version = -1;
+        }
+        if (s) sqlite3_reset(s);
+    }
+    hr_sq_done_t *d = done_new(DONE_VERSION, ud, rc, NULL);
+    d->version_cb = cb;
+    d->version = rc ? -1 : st->defs_version;
+    defer(st, d);
+    return 0;
+}
+
+const hr_store_ops_t hr_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .apply = sq_apply,
+    .load_triggers = sq_load_triggers,
+    .defs_version = sq_defs_version,
+    .read_page = sq_read_page,
+    .read_due = sq_read_due,
+    .settle = sq_settle,
+    .put_trigger = hr_sq_put_trigger,
+    .delete_trigger = hr_sq_delete_trigger,
+    .emit = hr_sq_emit,
+    .invoke = hr_sq_invoke,
+    .redeliver = hr_sq_redeliver,
+    .replay = hr_sq_replay,
+    .status = hr_sq_status,
+    .events = hr_sq_events,
+    .event = hr_sq_event,
+    .attempts = hr_sq_attempts,
+    .reconnects = sq_reconnects,
+    .close = sq_close,
+};
