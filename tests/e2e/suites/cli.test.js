@@ -1,9 +1,9 @@
 // The command line: version, help, exit codes, `check` with config errors that name file, line
 // and key, and `apply` (what it prints, idempotence, removal, refusing unknown tables/columns
-// without installing anything).
+// without installing anything). apply and serve run on PostgreSQL and on SQLite.
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
-import { e2eTest, freshDb, serveTracked, useCluster } from '../lib/fixture.js';
+import { e2eTest, forBackends, freshDb, heraldTable, serveTracked, useCluster } from '../lib/fixture.js';
 import { run, writeConfig } from '../lib/herald.js';
 
 const cluster = useCluster();
@@ -197,8 +197,23 @@ const TABLES = `
   CREATE TABLE customers (id int PRIMARY KEY, name text);
 `;
 
-/** Everything apply may create, with oids, so that a re-creation counts as a change. */
+/** Everything apply may create, with oids, so that a re-creation counts as a change. On SQLite:
+ * herald's objects as sqlite_master keeps them and the schema cookie, which every CREATE and DROP
+ * (even of an identical object) increments. */
 async function snapshot(db) {
+  if (db.backend === 'sqlite') {
+    const objects = await db.query(
+      "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE 'herald%' ORDER BY type, name");
+    const cookie = await db.query('PRAGMA schema_version');
+    const defs = await db.query('SELECT name, definition FROM herald_triggers ORDER BY name');
+    return {
+      schemaVersion: cookie.rows[0].schema_version,
+      objects: objects.rows,
+      triggers: objects.rows.filter((o) => o.type === 'trigger' && o.name.startsWith('herald_capture_'))
+        .map((o) => ({ ...o, rel: o.tbl_name })),
+      definitions: defs.rows.map((d) => ({ name: d.name, definition: JSON.parse(d.definition) })),
+    };
+  }
   const trig = await db.query(`
     SELECT t.oid::bigint AS oid, t.tgrelid::regclass::text AS rel, t.tgname, t.tgfoid::regprocedure::text AS fn,
            t.tgtype, t.tgenabled
@@ -214,6 +229,11 @@ async function snapshot(db) {
 }
 
 async function nothingInstalled(db) {
+  if (db.backend === 'sqlite') {
+    const { rows } = await db.query("SELECT type, name FROM sqlite_master WHERE name LIKE 'herald%' OR type = 'trigger'");
+    assert.deepEqual(rows, [], 'no herald table, view or trigger may exist');
+    return;
+  }
   const ns = await db.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'herald'");
   assert.equal(ns.rows[0].n, 0, 'schema herald must not exist');
   const tg = await db.query('SELECT tgrelid::regclass::text AS rel, tgname FROM pg_trigger WHERE NOT tgisinternal');
@@ -227,8 +247,8 @@ function trig(name, table, extra = {}) {
 }
 
 describe('apply', () => {
-  e2eTest('installs, is idempotent, updates and removes triggers', async () => {
-    const { url, db } = await freshDb(cluster, TABLES);
+  forBackends('installs, is idempotent, updates and removes triggers', async (t, backend) => {
+    const { url, db } = await freshDb(cluster, TABLES, backend);
     const triggers = [
       trig('order_events', 'public.orders'),
       trig('order_status', 'public.orders', { operations: ['update'], columns: ['status'] }),
@@ -287,18 +307,19 @@ describe('apply', () => {
     assert.deepEqual(await snapshot(db), after);
   });
 
-  e2eTest('HERALD_DATABASE_URL overrides database', async () => {
-    const { url, db } = await freshDb(cluster, TABLES);
-    const file = writeConfig({ database: 'postgres://postgres@127.0.0.1:1/nowhere', triggers: [trig('o', 'public.orders')] });
+  forBackends('HERALD_DATABASE_URL overrides database', async (t, backend) => {
+    const { url, db } = await freshDb(cluster, TABLES, backend);
+    const nowhere = backend === 'sqlite' ? 'sqlite:/nonexistent/herald-e2e.db' : 'postgres://postgres@127.0.0.1:1/nowhere';
+    const file = writeConfig({ database: nowhere, triggers: [trig('o', 'public.orders')] });
     const r = await run(['apply', file], { env: { HERALD_DATABASE_URL: url } });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(lines(r.stdout).includes('trigger o: created'), r.stdout);
-    const { rows } = await db.query('SELECT name FROM herald.triggers');
+    const { rows } = await db.query(`SELECT name FROM ${heraldTable(db, 'triggers')}`);
     assert.deepEqual(rows, [{ name: 'o' }]);
   });
 
-  e2eTest('unknown table: exit 2, names it, installs nothing', async () => {
-    const { url, db } = await freshDb(cluster, TABLES);
+  forBackends('unknown table: exit 2, names it, installs nothing', async (t, backend) => {
+    const { url, db } = await freshDb(cluster, TABLES, backend);
     const file = writeConfig({ database: url, triggers: [trig('good', 'public.orders'), trig('bad', 'public.nope')] });
     const r = await run(['apply', file]);
     assert.equal(r.code, 2, `stdout=${r.stdout} stderr=${r.stderr}`);
@@ -306,8 +327,8 @@ describe('apply', () => {
     await nothingInstalled(db);
   });
 
-  e2eTest('unknown column in columns: exit 2, names it, installs nothing', async () => {
-    const { url, db } = await freshDb(cluster, TABLES);
+  forBackends('unknown column in columns: exit 2, names it, installs nothing', async (t, backend) => {
+    const { url, db } = await freshDb(cluster, TABLES, backend);
     const file = writeConfig({ database: url, triggers: [trig('o', 'public.orders', { columns: ['statuz'] })] });
     const r = await run(['apply', file]);
     assert.equal(r.code, 2, `stdout=${r.stdout} stderr=${r.stderr}`);
@@ -315,8 +336,8 @@ describe('apply', () => {
     await nothingInstalled(db);
   });
 
-  e2eTest('unknown column in payload: exit 2, names it, installs nothing', async () => {
-    const { url, db } = await freshDb(cluster, TABLES);
+  forBackends('unknown column in payload: exit 2, names it, installs nothing', async (t, backend) => {
+    const { url, db } = await freshDb(cluster, TABLES, backend);
     const file = writeConfig({ database: url, triggers: [trig('o', 'public.orders', { payload: ['id', 'amount'] })] });
     const r = await run(['apply', file]);
     assert.equal(r.code, 2, `stdout=${r.stdout} stderr=${r.stderr}`);
@@ -324,8 +345,8 @@ describe('apply', () => {
     await nothingInstalled(db);
   });
 
-  e2eTest('a failing apply leaves an existing installation untouched', async () => {
-    const { url, db } = await freshDb(cluster, TABLES);
+  forBackends('a failing apply leaves an existing installation untouched', async (t, backend) => {
+    const { url, db } = await freshDb(cluster, TABLES, backend);
     const good = writeConfig({ database: url, triggers: [trig('order_events', 'public.orders')] });
     const r1 = await run(['apply', good]);
     assert.equal(r1.code, 0, r1.stderr);
@@ -340,8 +361,8 @@ describe('apply', () => {
 });
 
 describe('serve', () => {
-  e2eTest('logs msg=ready, exits 0 on SIGINT and on SIGTERM', async () => {
-    const { url } = await freshDb(cluster, TABLES);
+  forBackends('logs msg=ready, exits 0 on SIGINT and on SIGTERM', async (t, backend) => {
+    const { url } = await freshDb(cluster, TABLES, backend);
     const file = writeConfig({ database: url, triggers: [trig('o', 'public.orders')] });
     const r = await run(['apply', file]);
     assert.equal(r.code, 0, r.stderr);

@@ -1,12 +1,15 @@
 // Failed deliveries: retry until 2xx, current_retry counting, a stable webhook-id, dead events
 // after max_retries, fixed and exponential backoff bounds, Retry-After within the policy's
-// bounds, timeouts, 3xx/4xx as failures, connection errors.
+// bounds, timeouts, 3xx/4xx as failures, connection errors. Every case runs on PostgreSQL and on
+// SQLite.
 //
 // Timing checks here are bounds that a correct implementation cannot violate (a fixed 300ms
 // backoff cannot retry after 200ms), with generous slack on upper bounds; they are not
 // performance assertions.
 import assert from 'node:assert/strict';
-import { attemptsOf, e2eTest, logRows, receiverTracked, stack, useCluster, waitSettled } from '../lib/fixture.js';
+import {
+  attemptsOf, countRows, delayedOf, forBackends, logRows, receiverTracked, stack, useCluster, waitSettled,
+} from '../lib/fixture.js';
 import { freePort } from '../lib/pg.js';
 import { waitUntil } from '../lib/util.js';
 
@@ -18,8 +21,9 @@ const TOLERANCE_MS = 25; // clock granularity between herald's timers and the re
 const SLACK_MS = 2500; // upper-bound slack for scheduling on a loaded 2-core CI machine
 
 /** A stack with one insert trigger on items and the given retry policy. */
-function itemsStack(retry, extra = {}) {
+function itemsStack(backend, retry, extra = {}) {
   return stack(cluster, {
+    backend,
     sql: ITEMS,
     ...extra,
     triggers: (r) => [{
@@ -42,12 +46,6 @@ function gaps(reqs) {
   return out;
 }
 
-async function delayedOf(db, eventId) {
-  const { rows } = await db.query(
-    'SELECT trigger, attempts, dead, last_error, due_at FROM herald.delayed WHERE event_id = $1', [eventId]);
-  return rows;
-}
-
 /** Proves no further attempt of `eventId` comes: a later event (id `markerId`) settles first. */
 async function assertNoMoreAttempts(s, eventId, count, markerId) {
   const markerEvent = await insertRow(s, markerId);
@@ -56,8 +54,8 @@ async function assertNoMoreAttempts(s, eventId, count, markerId) {
   assert.equal((await attemptsOf(s.db, eventId)).length, count, `exactly ${count} attempts recorded`);
 }
 
-e2eTest('500, 500, then 200: current_retry 0,1,2, same webhook-id, attempts recorded, not delayed any more', async () => {
-  const s = await itemsStack({ max_retries: 5, interval: '100ms', max_interval: '1s', backoff: 'exponential' });
+forBackends('500, 500, then 200: current_retry 0,1,2, same webhook-id, attempts recorded, not delayed any more', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 5, interval: '100ms', max_interval: '1s', backoff: 'exponential' });
   s.receiver.respond = (req) => (rowId(req) === 1 && s.receiver.requests.filter((q) => rowId(q) === 1).length <= 2
     ? { status: 500, body: 'boom' } : undefined);
   const ev = await insertRow(s, 1);
@@ -80,8 +78,8 @@ e2eTest('500, 500, then 200: current_retry 0,1,2, same webhook-id, attempts reco
   await assertNoMoreAttempts(s, ev, 3, 2);
 });
 
-e2eTest('dead after max_retries: exactly 1 + max_retries attempts, herald.delayed dead=true', async () => {
-  const s = await itemsStack({ max_retries: 2, interval: '100ms', max_interval: '1s' });
+forBackends('dead after max_retries: exactly 1 + max_retries attempts, herald.delayed dead=true', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 2, interval: '100ms', max_interval: '1s' });
   s.receiver.respond = (req) => (rowId(req) === 1 ? { status: 500, body: 'always failing' } : undefined);
   const ev = await insertRow(s, 1);
   await s.receiver.waitFor(3);
@@ -102,8 +100,8 @@ e2eTest('dead after max_retries: exactly 1 + max_retries attempts, herald.delaye
   assert.equal(after[0].dead, true);
 });
 
-e2eTest('fixed backoff: every retry waits at least the interval', async () => {
-  const s = await itemsStack({ max_retries: 3, interval: '300ms', backoff: 'fixed', max_interval: '10s' });
+forBackends('fixed backoff: every retry waits at least the interval', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 3, interval: '300ms', backoff: 'fixed', max_interval: '10s' });
   s.receiver.respond = () => ({ status: 503 });
   const ev = await insertRow(s, 1);
   await s.receiver.waitFor(4);
@@ -116,8 +114,8 @@ e2eTest('fixed backoff: every retry waits at least the interval', async () => {
   await waitUntil(async () => (await delayedOf(s.db, ev))[0]?.dead === true, { message: 'dead after 3 retries' });
 });
 
-e2eTest('exponential backoff: retry n waits at most min(max_interval, interval·2^(n-1)) (+ slack)', async () => {
-  const s = await itemsStack({ max_retries: 4, interval: '100ms', backoff: 'exponential', max_interval: '300ms' });
+forBackends('exponential backoff: retry n waits at most min(max_interval, interval·2^(n-1)) (+ slack)', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 4, interval: '100ms', backoff: 'exponential', max_interval: '300ms' });
   s.receiver.respond = () => ({ status: 500 });
   const ev = await insertRow(s, 1);
   await s.receiver.waitFor(5);
@@ -129,8 +127,8 @@ e2eTest('exponential backoff: retry n waits at most min(max_interval, interval·
 });
 
 for (const status of [503, 429]) {
-  e2eTest(`Retry-After: 1 on ${status} delays the next attempt by at least 1s (interval 50ms)`, async () => {
-    const s = await itemsStack({ max_retries: 3, interval: '50ms', max_interval: '5s', backoff: 'exponential' });
+  forBackends(`Retry-After: 1 on ${status} delays the next attempt by at least 1s (interval 50ms)`, async (t, backend) => {
+    const s = await itemsStack(backend, { max_retries: 3, interval: '50ms', max_interval: '5s', backoff: 'exponential' });
     s.receiver.respond = (req, n) => (n === 1 ? { status, headers: { 'retry-after': '1' } } : undefined);
     const ev = await insertRow(s, 1);
     await s.receiver.waitFor(2, 15000);
@@ -141,8 +139,8 @@ for (const status of [503, 429]) {
   });
 }
 
-e2eTest('Retry-After: 100 is capped by max_interval 1s', async () => {
-  const s = await itemsStack({ max_retries: 3, interval: '50ms', max_interval: '1s', backoff: 'exponential' });
+forBackends('Retry-After: 100 is capped by max_interval 1s', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 3, interval: '50ms', max_interval: '1s', backoff: 'exponential' });
   s.receiver.respond = (req, n) => (n === 1 ? { status: 503, headers: { 'retry-after': '100' } } : undefined);
   const ev = await insertRow(s, 1);
   await s.receiver.waitFor(2, 10000, 'the retry well before 100s');
@@ -151,8 +149,8 @@ e2eTest('Retry-After: 100 is capped by max_interval 1s', async () => {
   await waitSettled(s.db, ev);
 });
 
-e2eTest('timeout: a hanging endpoint is cut off, recorded with null status and a timeout error, retried', async () => {
-  const s = await itemsStack({ max_retries: 3, interval: '100ms', backoff: 'fixed', timeout: '500ms' });
+forBackends('timeout: a hanging endpoint is cut off, recorded with null status and a timeout error, retried', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 3, interval: '100ms', backoff: 'fixed', timeout: '500ms' });
   s.receiver.respond = (req, n) => (n === 1 ? { hang: true } : undefined);
   const ev = await insertRow(s, 1);
   await s.receiver.waitFor(2, 15000);
@@ -170,8 +168,8 @@ e2eTest('timeout: a hanging endpoint is cut off, recorded with null status and a
   await s.receiver.waitFor(() => reqs[0].aborted, 5000, 'the hung request to be abandoned by herald');
 });
 
-e2eTest('3xx and 4xx are failures; redirects are not followed', async () => {
-  const s = await itemsStack({ max_retries: 3, interval: '100ms', backoff: 'fixed' });
+forBackends('3xx and 4xx are failures; redirects are not followed', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 3, interval: '100ms', backoff: 'fixed' });
   s.receiver.respond = (req, n) => {
     if (req.url !== '/items') return undefined;
     if (n === 1) return { status: 302, headers: { location: s.receiver.url('/elsewhere') }, body: '' };
@@ -186,9 +184,9 @@ e2eTest('3xx and 4xx are failures; redirects are not followed', async () => {
   assert.deepEqual((await attemptsOf(s.db, ev)).map((a) => a.status), [302, 404, 200]);
 });
 
-e2eTest('connection refused is retried until the endpoint comes up', async () => {
+forBackends('connection refused is retried until the endpoint comes up', async (t, backend) => {
   const port = await freePort();
-  const s = await itemsStack({ max_retries: 100, interval: '200ms', backoff: 'fixed' }, {
+  const s = await itemsStack(backend, { max_retries: 100, interval: '200ms', backoff: 'fixed' }, {
     webhook: (p) => `http://127.0.0.1:${port}${p}`,
   });
   const ev = await insertRow(s, 1);
@@ -209,8 +207,8 @@ e2eTest('connection refused is retried until the endpoint comes up', async () =>
   assert.equal(body.delivery_info.current_retry, (await attemptsOf(s.db, ev)).length - 1);
 });
 
-e2eTest('a failing event waits in herald.delayed without holding back later events of its trigger', async () => {
-  const s = await itemsStack({ max_retries: 5, interval: '30s', backoff: 'fixed' });
+forBackends('a failing event waits in herald.delayed without holding back later events of its trigger', async (t, backend) => {
+  const s = await itemsStack(backend, { max_retries: 5, interval: '30s', backoff: 'fixed' });
   s.receiver.respond = (req) => (rowId(req) === 1 ? { status: 500 } : undefined);
   const ev = await insertRow(s, 1);
   await s.receiver.waitFor(1);
@@ -222,14 +220,14 @@ e2eTest('a failing event waits in herald.delayed without holding back later even
   assert.equal(d.length, 1);
   assert.equal(d[0].dead, false);
   assert.equal(d[0].attempts, 1);
-  const { rows } = await s.db.query(
-    "SELECT extract(epoch FROM $1::timestamptz - at) * 1000 AS ms FROM herald.attempts WHERE event_id = $2 AND attempt = 1",
-    [d[0].due_at, ev]);
-  assert.ok(Math.abs(rows[0].ms - 30000) < 2000, `due_at is the fixed interval after the attempt (${rows[0].ms}ms)`);
+  const [first] = await attemptsOf(s.db, ev);
+  const ms = d[0].due_at.getTime() - first.at.getTime();
+  assert.ok(Math.abs(ms - 30000) < 2000, `due_at is the fixed interval after the attempt (${ms}ms)`);
 });
 
-e2eTest('a failing trigger does not hold back another trigger on the same table', async () => {
+forBackends('a failing trigger does not hold back another trigger on the same table', async (t, backend) => {
   const s = await stack(cluster, {
+    backend,
     sql: ITEMS,
     triggers: (r) => [
       { name: 'broken', table: 'public.items', operations: ['insert'], webhook: r.url('/broken'), start: 'beginning',
@@ -245,6 +243,6 @@ e2eTest('a failing trigger does not hold back another trigger on the same table'
   const healthy = s.receiver.requests.filter((q) => q.url === '/healthy');
   assert.deepEqual(healthy.map(rowId).sort(), [1, 2, 3, 4, 5]);
   assert.ok(healthy.every((q) => q.json.trigger.name === 'healthy'));
-  await waitUntil(async () => (await s.db.query("SELECT count(*)::int AS n FROM herald.delayed WHERE trigger = 'broken' AND NOT dead")).rows[0].n === 5,
+  await waitUntil(async () => (await countRows(s.db, 'delayed', "trigger = 'broken' AND NOT dead")) === 5,
     { message: 'the 5 failed events of the broken trigger wait in herald.delayed' });
 });
