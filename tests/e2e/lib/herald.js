@@ -119,12 +119,12 @@ function childEnv(env) {
   return e;
 }
 
-/** Runs `herald ARGS`, resolves with { code, signal, stdout, stderr }. */
-export function run(args, { env, timeoutMs = 60000, stdin } = {}) {
+/** Runs `herald ARGS` (in cwd, default this process's), resolves with { code, signal, stdout, stderr }. */
+export function run(args, { env, timeoutMs = 60000, stdin, cwd } = {}) {
   assertBinary();
   installExitHook();
   return new Promise((resolve, reject) => {
-    const child = spawn(HERALD_BIN, args, { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(HERALD_BIN, args, { env: childEnv(env), cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(child);
     let stdout = '';
     let stderr = '';
@@ -151,11 +151,12 @@ export function run(args, { env, timeoutMs = 60000, stdin } = {}) {
  * Returns { proc, pid, stderr (getter), stdout (getter), exited (promise of {code, signal}),
  *           waitForLog(re, timeoutMs), stop(signal = 'SIGTERM', timeoutMs) -> exit code, kill9() }.
  */
-export function serve(configPath, { env, readyTimeoutMs = 30000, args = [] } = {}) {
+export function serve(configPath, { env, readyTimeoutMs = 30000, args = [], cwd } = {}) {
   assertBinary();
   installExitHook();
   const child = spawn(HERALD_BIN, ['serve', '-c', configPath, ...args], {
     env: childEnv(env),
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
