@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/buf.h"
 #include "core/err.h"
+#include "store/store.h"
 
 /* An asynchronous libpq connection on a libuv loop. Queries run one at a time, in FIFO order.
  * When the connection breaks, the query in progress and every queued one fail (callback with
@@ -34,5 +36,41 @@ PGconn *hr_pg_connect_blocking(const char *url, hr_err_t *err);
 /* The schema migrations, in order; version i+1 is hr_pg_migrations[i]. */
 extern const char *const hr_pg_migrations[];
 extern const int hr_pg_schema_version;
+
+/* --- Shared by store_pg.c and pg_ops.c: the blocking admin connection ------------------- */
+
+/* The admin connection of st, (re)connected on demand; NULL with err set when unreachable. */
+PGconn *hr_pg_admin(hr_store_t *st, hr_err_t *err);
+/* Runs one statement with text parameters; its result (caller clears) or NULL with err set.
+ * Errors are HR_EDB, except data exceptions (SQLSTATE class 22: invalid JSON, uuid, time...)
+ * and RAISE EXCEPTION in herald's functions, which are the caller's input: HR_EINVAL. */
+PGresult *hr_pg_exec(PGconn *conn, const char *sql, int n, const char *const *params, hr_err_t *err,
+                     const char *what);
+/* Runs parameterless statements (simple query protocol); 0 or an error as hr_pg_exec. */
+int hr_pg_cmd(PGconn *conn, const char *sql, hr_err_t *err, const char *what);
+/* 0 when herald's schema is installed at this binary's version; HR_ESCHEMA otherwise. */
+int hr_pg_require_schema(PGconn *conn, hr_err_t *err);
+/* Loads one stored definition; HR_ENOTFOUND ("trigger NAME not found") when absent. With
+ * lock, the row is locked FOR SHARE until the end of the transaction (no concurrent delete). */
+int hr_pg_load_def(PGconn *conn, const char *name, int lock, hr_trigger_def_t *out, hr_err_t *err);
+/* The read filter of t as two text parameters: table triggers get their source and an array of
+ * their row operations; events triggers an array of exact types and one of LIKE patterns. */
+void hr_pg_filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7);
+
+/* The operator operations of hr_store_pg_ops (pg_ops.c); see store.h. */
+int hr_pg_emit(hr_store_t *st, const char *type, const char *payload_json, char id_out[40],
+               hr_err_t *err);
+int hr_pg_invoke(hr_store_t *st, const char *trigger, const char *payload_json, char id_out[40],
+                 hr_err_t *err);
+int hr_pg_redeliver(hr_store_t *st, const char *event_id, const char *trigger, int *queued,
+                    hr_err_t *err);
+int hr_pg_replay(hr_store_t *st, const char *trigger, const hr_replay_range_t *range,
+                 int64_t *queued, hr_err_t *err);
+int hr_pg_status(hr_store_t *st, json_t **out, hr_err_t *err);
+int hr_pg_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err_t *err);
+int hr_pg_event(hr_store_t *st, const char *event_id, int attempts_limit, int attempts_offset,
+                json_t **out, hr_err_t *err);
+int hr_pg_attempts(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
+                   hr_err_t *err);
 
 #endif

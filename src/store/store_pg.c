@@ -16,7 +16,12 @@
  * Settling a page (herald.settle) writes attempts, delayed rows and the cursor in one statement,
  * hence one transaction: a crash replays at most the pages in flight, never skips.
  *
- * Administrative operations (apply, load_triggers) use a separate blocking connection. */
+ * Administrative operations (apply, load_triggers, put_trigger, delete_trigger) use a separate
+ * blocking connection, each in one transaction under the apply advisory lock. apply makes the
+ * database match a whole configuration; put and delete change one trigger, computing the capture
+ * the remaining set of stored definitions needs with the same steps (see "Definitions" below).
+ * The operator operations (emit, invoke, redeliver, replay, status, events, ...) are in
+ * pg_ops.c. */
 #include "store/pg_int.h"
 #include "store/store.h"
 
@@ -30,8 +35,8 @@
 
 struct hr_store {
     char *url;
-    PGconn *admin;       /* blocking connection, opened on first use */
-    hr_pgconn_t *async;  /* NULL for CLI stores */
+    PGconn *admin;      /* blocking connection, opened on first use */
+    hr_pgconn_t *async; /* NULL for CLI stores */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -40,16 +45,29 @@ struct hr_store {
 static int pg_fail(hr_err_t *err, PGconn *conn, PGresult *res, const char *what)
 {
     const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     char msg[1024];
-    snprintf(msg, sizeof msg, "%s", m && *m ? m : "unknown error");
+    /* One line: the server's message and its detail, without "ERROR:" and the context. */
+    if (primary && detail)
+        snprintf(msg, sizeof msg, "%s (%s)", primary, detail);
+    else if (primary)
+        snprintf(msg, sizeof msg, "%s", primary);
+    else
+        snprintf(msg, sizeof msg, "%s", m && *m ? m : "unknown error");
     size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
-    return hr_err_set(err, HR_EDB, "%s: %s", what, msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    /* Data exceptions (class 22) and RAISE EXCEPTION (P0001, herald.emit's checks) come from
+     * the caller's input: a malformed JSON payload, uuid or time. */
+    int code =
+        state && (strncmp(state, "22", 2) == 0 || strcmp(state, "P0001") == 0) ? HR_EINVAL : HR_EDB;
+    return hr_err_set(err, code, "%s: %s", what, msg);
 }
 
-/* Runs a command on the admin connection; returns its result (caller clears) or NULL. */
-static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
-                             hr_err_t *err, const char *what)
+PGresult *hr_pg_exec(PGconn *conn, const char *sql, int n, const char *const *params, hr_err_t *err,
+                     const char *what)
 {
     PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
@@ -61,8 +79,7 @@ static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *c
     return r;
 }
 
-/* Runs one or more parameterless statements (simple query protocol). */
-static int exec_cmd(PGconn *conn, const char *sql, hr_err_t *err, const char *what)
+int hr_pg_cmd(PGconn *conn, const char *sql, hr_err_t *err, const char *what)
 {
     PGresult *r = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(r);
@@ -72,12 +89,17 @@ static int exec_cmd(PGconn *conn, const char *sql, hr_err_t *err, const char *wh
     return rc;
 }
 
-static int admin_conn(hr_store_t *st, hr_err_t *err)
+PGconn *hr_pg_admin(hr_store_t *st, hr_err_t *err)
 {
-    if (st->admin && PQstatus(st->admin) == CONNECTION_OK) return 0;
+    if (st->admin && PQstatus(st->admin) == CONNECTION_OK) return st->admin;
     if (st->admin) PQfinish(st->admin);
     st->admin = hr_pg_connect_blocking(st->url, err);
-    return st->admin ? 0 : HR_EDB;
+    return st->admin;
+}
+
+static int admin_conn(hr_store_t *st, hr_err_t *err)
+{
+    return hr_pg_admin(st, err) ? 0 : HR_EDB;
 }
 
 /* Appends s as a JSON string, replacing invalid UTF-8 with U+FFFD: jsonb rejects invalid UTF-8,
@@ -87,9 +109,14 @@ static void put_json_text(hr_buf_t *b, const char *s)
     hr_buf_t clean = HR_BUF_INIT;
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int len = *p < 0x80         ? 1
+                  : (*p >> 5) == 6  ? 2
+                  : (*p >> 4) == 14 ? 3
+                  : (*p >> 3) == 30 ? 4
+                                    : 0;
         int ok = len > 0;
-        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+        for (int i = 1; ok && i < len; i++)
+            ok = (p[i] & 0xC0) == 0x80;
         if (ok && len == 2 && *p < 0xC2) ok = 0; /* overlong */
         if (ok && len == 3) {
             unsigned cp = ((p[0] & 0xFu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
@@ -154,8 +181,10 @@ static void pg_close(hr_store_t *st, void (*done)(void *ud), void *ud)
     cc->st = st;
     cc->done = done;
     cc->ud = ud;
-    if (st->async) hr_pgconn_close(st->async, pg_closed, cc);
-    else pg_closed(cc);
+    if (st->async)
+        hr_pgconn_close(st->async, pg_closed, cc);
+    else
+        pg_closed(cc);
 }
 
 static uint64_t pg_reconnects(hr_store_t *st)
@@ -169,15 +198,15 @@ static uint64_t pg_reconnects(hr_store_t *st)
 /* Reads herald.meta's schema_version: 0 when herald is not installed. */
 static int schema_version(PGconn *conn, int *version, hr_err_t *err)
 {
-    PGresult *r = exec_params(conn, "SELECT to_regclass('herald.meta') IS NOT NULL", 0, NULL, err,
-                              "reading herald's schema version");
+    PGresult *r = hr_pg_exec(conn, "SELECT to_regclass('herald.meta') IS NOT NULL", 0, NULL, err,
+                             "reading herald's schema version");
     if (!r) return HR_EDB;
     int installed = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     *version = 0;
     if (!installed) return 0;
-    r = exec_params(conn, "SELECT value FROM herald.meta WHERE key = 'schema_version'", 0, NULL,
-                    err, "reading herald's schema version");
+    r = hr_pg_exec(conn, "SELECT value FROM herald.meta WHERE key = 'schema_version'", 0, NULL, err,
+                   "reading herald's schema version");
     if (!r) return HR_EDB;
     if (PQntuples(r) == 1) *version = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -194,90 +223,131 @@ static int check_known_version(int version, hr_err_t *err)
     return 0;
 }
 
+int hr_pg_require_schema(PGconn *conn, hr_err_t *err)
+{
+    int version = 0, rc;
+    if ((rc = schema_version(conn, &version, err))) return rc;
+    if (version == 0)
+        return hr_err_set(err, HR_ESCHEMA,
+                          "herald's schema is not installed in this database: run herald apply");
+    if ((rc = check_known_version(version, err))) return rc;
+    if (version < hr_pg_schema_version)
+        return hr_err_set(
+            err, HR_ESCHEMA,
+            "herald's schema is at version %d, this herald needs %d: run herald apply", version,
+            hr_pg_schema_version);
+    return 0;
+}
+
 static int migrate(PGconn *conn, hr_store_report_fn report, void *ud, hr_err_t *err)
 {
     int version = 0, rc;
     if ((rc = schema_version(conn, &version, err))) return rc;
     if ((rc = check_known_version(version, err))) return rc;
     if (version == hr_pg_schema_version) return 0;
-    if ((rc = exec_cmd(conn,
-                       "CREATE SCHEMA IF NOT EXISTS herald;"
-                       "CREATE TABLE IF NOT EXISTS herald.meta (key text PRIMARY KEY,"
-                       " value text NOT NULL);"
-                       "INSERT INTO herald.meta VALUES ('defs_version', '0')"
-                       " ON CONFLICT DO NOTHING;",
-                       err, "creating schema herald")))
+    if ((rc = hr_pg_cmd(conn,
+                        "CREATE SCHEMA IF NOT EXISTS herald;"
+                        "CREATE TABLE IF NOT EXISTS herald.meta (key text PRIMARY KEY,"
+                        " value text NOT NULL);"
+                        "INSERT INTO herald.meta VALUES ('defs_version', '0')"
+                        " ON CONFLICT DO NOTHING;",
+                        err, "creating schema herald")))
         return rc;
     for (int v = version; v < hr_pg_schema_version; v++) {
         char what[64];
         snprintf(what, sizeof what, "migrating herald's schema to version %d", v + 1);
-        if ((rc = exec_cmd(conn, hr_pg_migrations[v], err, what))) return rc;
+        if ((rc = hr_pg_cmd(conn, hr_pg_migrations[v], err, what))) return rc;
     }
     char vs[16];
     snprintf(vs, sizeof vs, "%d", hr_pg_schema_version);
     const char *p[] = {vs};
-    PGresult *r = exec_params(conn,
-                              "INSERT INTO herald.meta VALUES ('schema_version', $1)"
-                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                              1, p, err, "recording herald's schema version");
+    PGresult *r = hr_pg_exec(conn,
+                             "INSERT INTO herald.meta VALUES ('schema_version', $1)"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             1, p, err, "recording herald's schema version");
     if (!r) return HR_EDB;
     PQclear(r);
     char line[128];
-    if (version == 0) snprintf(line, sizeof line, "schema: installed version %d", hr_pg_schema_version);
-    else snprintf(line, sizeof line, "schema: migrated from version %d to %d", version,
-                  hr_pg_schema_version);
+    if (version == 0)
+        snprintf(line, sizeof line, "schema: installed version %d", hr_pg_schema_version);
+    else
+        snprintf(line, sizeof line, "schema: migrated from version %d to %d", version,
+                 hr_pg_schema_version);
     report(ud, line);
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Apply                                                                                      */
+/* Definitions: apply (a whole configuration) and put/delete (one trigger)                     */
+/*                                                                                            */
+/* Both are built from the same steps, each run inside the caller's transaction under the     */
+/* apply lock: validate_trigger (tables and columns exist), sync_capture (capture triggers    */
+/* match exactly what a set of definitions needs), store_definition / remove_definition, and  */
+/* bump_defs_version. apply passes the file's definitions; put and delete pass the stored ones */
+/* with the one trigger replaced, added or left out.                                          */
 
-/* Checks that every table and column the config names exists; appends one line per problem. */
+#define APPLY_LOCK "SELECT pg_advisory_xact_lock(7403927180542361)"
+
+static void no_report(void *ud, const char *line)
+{
+    (void)ud;
+    (void)line;
+}
+
+/* Checks that t's table and its columns/payload columns exist; appends one line per problem
+ * to err. Returns 0, HR_ECONFIG or HR_EDB. */
+static int validate_trigger(PGconn *conn, const hr_trigger_def_t *t, hr_err_t *err)
+{
+    int bad = 0;
+    if (!t->table) return 0;
+    const char *p[] = {t->schema, t->table};
+    PGresult *r = hr_pg_exec(conn,
+                             "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n"
+                             " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                             2, p, err, "looking up tables");
+    if (!r) return HR_EDB;
+    if (PQntuples(r) == 0) {
+        hr_err_append(err, HR_ECONFIG, "trigger %s: table %s.%s does not exist", t->name, t->schema,
+                      t->table);
+        bad = 1;
+    } else if (strcmp(PQgetvalue(r, 0, 0), "r") != 0 && strcmp(PQgetvalue(r, 0, 0), "p") != 0) {
+        hr_err_append(err, HR_ECONFIG, "trigger %s: %s.%s is not a table", t->name, t->schema,
+                      t->table);
+        bad = 1;
+    }
+    PQclear(r);
+    if (bad) return HR_ECONFIG;
+    for (int which = 0; which < 2; which++) {
+        char **cols = which ? t->payload : t->columns;
+        size_t n = which ? t->npayload : t->ncolumns;
+        for (size_t k = 0; k < n; k++) {
+            const char *q[] = {t->schema, t->table, cols[k]};
+            r = hr_pg_exec(conn,
+                           "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                           " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3"
+                           " AND a.attnum > 0 AND NOT a.attisdropped",
+                           3, q, err, "looking up columns");
+            if (!r) return HR_EDB;
+            if (PQntuples(r) == 0) {
+                hr_err_append(err, HR_ECONFIG, "trigger %s: %s: column %s does not exist in %s.%s",
+                              t->name, which ? "payload" : "columns", cols[k], t->schema, t->table);
+                bad = 1;
+            }
+            PQclear(r);
+        }
+    }
+    return bad ? HR_ECONFIG : 0;
+}
+
+/* Checks every trigger of a configuration; reports all problems at once. */
 static int validate_tables(PGconn *conn, const hr_config_t *cfg, hr_err_t *err)
 {
     int bad = 0;
     for (size_t i = 0; i < cfg->ntriggers; i++) {
-        const hr_trigger_def_t *t = &cfg->triggers[i];
-        if (!t->table) continue;
-        const char *p[] = {t->schema, t->table};
-        PGresult *r = exec_params(conn,
-                                  "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n"
-                                  " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-                                  2, p, err, "looking up tables");
-        if (!r) return HR_EDB;
-        if (PQntuples(r) == 0) {
-            hr_err_append(err, HR_ECONFIG, "trigger %s: table %s.%s does not exist", t->name,
-                          t->schema, t->table);
-            bad = 1;
-        } else if (strcmp(PQgetvalue(r, 0, 0), "r") != 0 && strcmp(PQgetvalue(r, 0, 0), "p") != 0) {
-            hr_err_append(err, HR_ECONFIG, "trigger %s: %s.%s is not a table", t->name, t->schema,
-                          t->table);
-            bad = 1;
-        }
-        PQclear(r);
-        if (bad) continue;
-        for (int which = 0; which < 2; which++) {
-            char **cols = which ? t->payload : t->columns;
-            size_t n = which ? t->npayload : t->ncolumns;
-            for (size_t k = 0; k < n; k++) {
-                const char *q[] = {t->schema, t->table, cols[k]};
-                r = exec_params(conn,
-                                "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-                                " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                                " WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3"
-                                " AND a.attnum > 0 AND NOT a.attisdropped",
-                                3, q, err, "looking up columns");
-                if (!r) return HR_EDB;
-                if (PQntuples(r) == 0) {
-                    hr_err_append(err, HR_ECONFIG, "trigger %s: %s: column %s does not exist in %s.%s",
-                                  t->name, which ? "payload" : "columns", cols[k], t->schema,
-                                  t->table);
-                    bad = 1;
-                }
-                PQclear(r);
-            }
-        }
+        int rc = validate_trigger(conn, &cfg->triggers[i], err);
+        if (rc == HR_EDB) return rc;
+        if (rc) bad = 1;
     }
     return bad ? HR_ECONFIG : 0;
 }
@@ -294,59 +364,58 @@ static table_ops_t *find_table(table_ops_t *v, size_t n, const char *schema, con
     return NULL;
 }
 
+static table_ops_t *add_table(table_ops_t **v, size_t *n, const char *schema, const char *table)
+{
+    table_ops_t *e = find_table(*v, *n, schema, table);
+    if (e) return e;
+    *v = hr_xrealloc(*v, (*n + 1) * sizeof **v);
+    e = &(*v)[(*n)++];
+    e->schema = hr_xstrdup(schema);
+    e->table = hr_xstrdup(table);
+    e->want = e->have = 0;
+    return e;
+}
+
 static void ops_names(unsigned ops, char *out, size_t cap)
 {
     snprintf(out, cap, "%s%s%s%s%s", ops & HR_OP_INSERT ? "insert" : "",
              (ops & HR_OP_INSERT) && (ops & (HR_OP_UPDATE | HR_OP_DELETE)) ? ", " : "",
              ops & HR_OP_UPDATE ? "update" : "",
-             (ops & HR_OP_UPDATE) && (ops & HR_OP_DELETE) ? ", " : "", ops & HR_OP_DELETE ? "delete" : "");
+             (ops & HR_OP_UPDATE) && (ops & HR_OP_DELETE) ? ", " : "",
+             ops & HR_OP_DELETE ? "delete" : "");
 }
 
-static int sync_capture(PGconn *conn, const hr_config_t *cfg, hr_store_report_fn report, void *ud,
-                        hr_err_t *err)
+/* Makes the installed capture triggers exactly what defs[0..n) need: per table, the union of
+ * their row operations. Capture on tables no definition reads is removed. */
+static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs,
+                        hr_store_report_fn report, void *ud, hr_err_t *err)
 {
     const unsigned row_ops = HR_OP_INSERT | HR_OP_UPDATE | HR_OP_DELETE;
     table_ops_t *v = NULL;
     size_t n = 0;
     int rc = 0;
-    for (size_t i = 0; i < cfg->ntriggers; i++) {
-        const hr_trigger_def_t *t = &cfg->triggers[i];
+    for (size_t i = 0; i < ndefs; i++) {
+        const hr_trigger_def_t *t = &defs[i];
         if (!t->table || !(t->ops & row_ops)) continue;
-        table_ops_t *e = find_table(v, n, t->schema, t->table);
-        if (!e) {
-            v = hr_xrealloc(v, (n + 1) * sizeof *v);
-            e = &v[n++];
-            e->schema = hr_xstrdup(t->schema);
-            e->table = hr_xstrdup(t->table);
-            e->want = e->have = 0;
-        }
-        e->want |= t->ops & row_ops;
+        add_table(&v, &n, t->schema, t->table)->want |= t->ops & row_ops;
     }
-    PGresult *r = exec_params(conn,
-                              "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t"
-                              " JOIN pg_class c ON c.oid = t.tgrelid"
-                              " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                              " WHERE t.tgname IN ('herald_capture_insert', 'herald_capture_update',"
-                              " 'herald_capture_delete')",
-                              0, NULL, err, "listing capture triggers");
+    PGresult *r = hr_pg_exec(conn,
+                             "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t"
+                             " JOIN pg_class c ON c.oid = t.tgrelid"
+                             " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                             " WHERE t.tgname IN ('herald_capture_insert', 'herald_capture_update',"
+                             " 'herald_capture_delete')",
+                             0, NULL, err, "listing capture triggers");
     if (!r) {
         rc = HR_EDB;
         goto out;
     }
     for (int i = 0; i < PQntuples(r); i++) {
-        const char *schema = PQgetvalue(r, i, 0), *table = PQgetvalue(r, i, 1);
         const char *tg = PQgetvalue(r, i, 2);
-        table_ops_t *e = find_table(v, n, schema, table);
-        if (!e) {
-            v = hr_xrealloc(v, (n + 1) * sizeof *v);
-            e = &v[n++];
-            e->schema = hr_xstrdup(schema);
-            e->table = hr_xstrdup(table);
-            e->want = e->have = 0;
-        }
-        e->have |= strcmp(tg, "herald_capture_insert") == 0   ? HR_OP_INSERT
-                   : strcmp(tg, "herald_capture_update") == 0 ? HR_OP_UPDATE
-                                                              : HR_OP_DELETE;
+        add_table(&v, &n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1))->have |=
+            strcmp(tg, "herald_capture_insert") == 0   ? HR_OP_INSERT
+            : strcmp(tg, "herald_capture_update") == 0 ? HR_OP_UPDATE
+                                                       : HR_OP_DELETE;
     }
     PQclear(r);
     hr_buf_t sql = HR_BUF_INIT;
@@ -361,16 +430,18 @@ static int sync_capture(PGconn *conn, const hr_config_t *cfg, hr_store_report_fn
             if (!(e->have & ops[k]) && (e->want & ops[k]))
                 hr_capture_pg_create(e->schema, e->table, ops[k], &sql);
         }
-        rc = exec_cmd(conn, sql.data, err, "installing capture");
+        rc = hr_pg_cmd(conn, sql.data, err, "installing capture");
         if (rc) break;
         char names[64], line[600];
         ops_names(e->want, names, sizeof names);
         if (!e->have)
-            snprintf(line, sizeof line, "capture: installed on %s.%s (%s)", e->schema, e->table, names);
+            snprintf(line, sizeof line, "capture: installed on %s.%s (%s)", e->schema, e->table,
+                     names);
         else if (!e->want)
             snprintf(line, sizeof line, "capture: removed from %s.%s", e->schema, e->table);
         else
-            snprintf(line, sizeof line, "capture: changed on %s.%s (%s)", e->schema, e->table, names);
+            snprintf(line, sizeof line, "capture: changed on %s.%s (%s)", e->schema, e->table,
+                     names);
         report(ud, line);
     }
     hr_buf_free(&sql);
@@ -383,94 +454,181 @@ out:
     return rc;
 }
 
+/* The stored definitions, as read inside a transaction. */
+typedef struct stored {
+    char *name;
+    json_t *json;         /* the stored canonical JSON; NULL when it does not parse */
+    hr_trigger_def_t def; /* valid only when ok */
+    int ok;
+    char why[256]; /* why the definition is invalid */
+} stored_t;
+
+static void stored_free(stored_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        json_decref(v[i].json);
+        if (v[i].ok) hr_trigger_def_clear(&v[i].def);
+    }
+    free(v);
+}
+
+static int load_stored(PGconn *conn, stored_t **out, size_t *nout, hr_err_t *err)
+{
+    PGresult *r =
+        hr_pg_exec(conn, "SELECT name, definition::text FROM herald.triggers ORDER BY name", 0,
+                   NULL, err, "reading trigger definitions");
+    if (!r) return HR_EDB;
+    size_t n = (size_t)PQntuples(r);
+    stored_t *v = hr_xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        json_error_t je;
+        hr_err_t e1 = {0};
+        v[i].name = hr_xstrdup(PQgetvalue(r, (int)i, 0));
+        v[i].json = json_loads(PQgetvalue(r, (int)i, 1), 0, &je);
+        if (!v[i].json)
+            snprintf(v[i].why, sizeof v[i].why, "%.200s", je.text);
+        else if (hr_trigger_def_from_json(v[i].json, &v[i].def, &e1) != 0)
+            snprintf(v[i].why, sizeof v[i].why, "%.200s", e1.msg);
+        else
+            v[i].ok = 1;
+    }
+    PQclear(r);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* The stored definitions except `skip` (may be NULL), plus `add` (may be NULL), as a shallow
+ * array for sync_capture. An invalid stored definition other than `skip` is an error: its
+ * table is unknown, and dropping capture that it may need would lose events. */
+static int defs_with(const stored_t *v, size_t n, const char *skip, const hr_trigger_def_t *add,
+                     hr_trigger_def_t **out, size_t *nout, hr_err_t *err)
+{
+    hr_trigger_def_t *defs = hr_xcalloc(n + 2, sizeof *defs);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && strcmp(v[i].name, skip) == 0) continue;
+        if (!v[i].ok) {
+            free(defs);
+            return hr_err_set(err, HR_EDB,
+                              "the stored definition of trigger %s is invalid (%s): replace it "
+                              "or run herald apply",
+                              v[i].name, v[i].why);
+        }
+        defs[k++] = v[i].def;
+    }
+    if (add) defs[k++] = *add;
+    *out = defs;
+    *nout = k;
+    return 0;
+}
+
+/* Stores t. old is its stored JSON, NULL when t is new (then a cursor is created too). Sets
+ * *changed when something was written. */
+static int store_definition(PGconn *conn, const hr_trigger_def_t *t, const json_t *old, int exists,
+                            hr_store_report_fn report, void *ud, int *changed, hr_err_t *err)
+{
+    json_t *j = hr_trigger_def_to_json(t);
+    int rc = 0;
+    if (old && json_equal(old, j)) goto out;
+    char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    const char *p[] = {t->name, text};
+    PGresult *u = hr_pg_exec(conn,
+                             "INSERT INTO herald.triggers (name, definition) VALUES ($1, $2)"
+                             " ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,"
+                             " updated_at = now()",
+                             2, p, err, "storing a trigger definition");
+    free(text);
+    if (!u) {
+        rc = HR_EDB;
+        goto out;
+    }
+    PQclear(u);
+    if (!exists) {
+        /* A new trigger's cursor: an empty range at "now" (everything committed before this
+         * transaction is skipped), or before the first transaction. */
+        const char *q[] = {t->name, t->start_beginning ? "1" : "0"};
+        u = hr_pg_exec(conn,
+                       "INSERT INTO herald.cursors (trigger, lo, hi) SELECT $1, s, s FROM"
+                       " (SELECT CASE WHEN $2 = '1' THEN '1:1:'::pg_snapshot"
+                       " ELSE pg_current_snapshot() END AS s) x"
+                       " ON CONFLICT (trigger) DO NOTHING",
+                       2, q, err, "creating a cursor");
+        if (!u) {
+            rc = HR_EDB;
+            goto out;
+        }
+        PQclear(u);
+    }
+    char line[256];
+    snprintf(line, sizeof line, "trigger %s: %s", t->name, exists ? "updated" : "created");
+    report(ud, line);
+    *changed = 1;
+out:
+    json_decref(j);
+    return rc;
+}
+
+/* Removes a trigger's definition, cursor and pending retries (never its events or attempts). */
+static int remove_definition(PGconn *conn, const char *name, hr_store_report_fn report, void *ud,
+                             hr_err_t *err)
+{
+    const char *p[] = {name};
+    const char *const sql[] = {"DELETE FROM herald.triggers WHERE name = $1",
+                               "DELETE FROM herald.cursors WHERE trigger = $1",
+                               "DELETE FROM herald.delayed WHERE trigger = $1"};
+    const char *const what[] = {"removing a trigger", "removing a cursor",
+                                "removing pending retries"};
+    for (int i = 0; i < 3; i++) {
+        PGresult *u = hr_pg_exec(conn, sql[i], 1, p, err, what[i]);
+        if (!u) return HR_EDB;
+        PQclear(u);
+    }
+    char line[256];
+    snprintf(line, sizeof line, "trigger %s: removed", name);
+    report(ud, line);
+    return 0;
+}
+
+static int bump_defs_version(PGconn *conn, hr_err_t *err)
+{
+    return hr_pg_cmd(conn,
+                     "UPDATE herald.meta SET value = (value::bigint + 1)::text"
+                     " WHERE key = 'defs_version'",
+                     err, "bumping the definitions version");
+}
+
+static const stored_t *find_stored(const stored_t *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0) return &v[i];
+    return NULL;
+}
+
 static int sync_definitions(PGconn *conn, const hr_config_t *cfg, hr_store_report_fn report,
                             void *ud, hr_err_t *err)
 {
-    int rc = 0, changed = 0;
-    char line[256];
-    PGresult *r = exec_params(conn, "SELECT name, definition::text FROM herald.triggers", 0, NULL,
-                              err, "reading trigger definitions");
-    if (!r) return HR_EDB;
+    stored_t *v = NULL;
+    size_t n = 0;
+    int changed = 0;
+    int rc = load_stored(conn, &v, &n, err);
+    if (rc) return rc;
     for (size_t i = 0; i < cfg->ntriggers && !rc; i++) {
-        const hr_trigger_def_t *t = &cfg->triggers[i];
-        json_t *j = hr_trigger_def_to_json(t);
-        char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
-        int found = -1;
-        for (int k = 0; k < PQntuples(r); k++)
-            if (strcmp(PQgetvalue(r, k, 0), t->name) == 0) found = k;
-        int same = 0;
-        if (found >= 0) {
-            json_t *old = json_loads(PQgetvalue(r, found, 1), 0, NULL);
-            same = old && json_equal(old, j);
-            json_decref(old);
-        }
-        if (!same) {
-            const char *p[] = {t->name, text};
-            PGresult *u = exec_params(conn,
-                                      "INSERT INTO herald.triggers (name, definition) VALUES ($1, $2)"
-                                      " ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,"
-                                      " updated_at = now()",
-                                      2, p, err, "storing a trigger definition");
-            if (!u) rc = HR_EDB;
-            PQclear(u);
-            if (!rc && found < 0) {
-                /* A new trigger's cursor: an empty range at "now" (everything committed before
-                 * this transaction is skipped), or before the first transaction. */
-                const char *q[] = {t->name, t->start_beginning ? "1" : "0"};
-                u = exec_params(conn,
-                                "INSERT INTO herald.cursors (trigger, lo, hi) SELECT $1, s, s FROM"
-                                " (SELECT CASE WHEN $2 = '1' THEN '1:1:'::pg_snapshot"
-                                " ELSE pg_current_snapshot() END AS s) x"
-                                " ON CONFLICT (trigger) DO NOTHING",
-                                2, q, err, "creating a cursor");
-                if (!u) rc = HR_EDB;
-                PQclear(u);
-            }
-            if (!rc) {
-                snprintf(line, sizeof line, "trigger %s: %s", t->name, found < 0 ? "created" : "updated");
-                report(ud, line);
-                changed = 1;
-            }
-        }
-        free(text);
-        json_decref(j);
+        const stored_t *s = find_stored(v, n, cfg->triggers[i].name);
+        rc = store_definition(conn, &cfg->triggers[i], s ? s->json : NULL, s != NULL, report, ud,
+                              &changed, err);
     }
-    for (int k = 0; k < PQntuples(r) && !rc; k++) {
-        const char *name = PQgetvalue(r, k, 0);
+    for (size_t k = 0; k < n && !rc; k++) {
         int keep = 0;
-        for (size_t i = 0; i < cfg->ntriggers; i++)
-            if (strcmp(cfg->triggers[i].name, name) == 0) keep = 1;
+        for (size_t i = 0; i < cfg->ntriggers && !keep; i++)
+            keep = strcmp(cfg->triggers[i].name, v[k].name) == 0;
         if (keep) continue;
-        const char *p[] = {name};
-        PGresult *u = exec_params(conn,
-                                  "DELETE FROM herald.triggers WHERE name = $1;", 1, p, err,
-                                  "removing a trigger");
-        if (!u) rc = HR_EDB;
-        PQclear(u);
-        if (!rc) {
-            u = exec_params(conn, "DELETE FROM herald.cursors WHERE trigger = $1", 1, p, err,
-                            "removing a cursor");
-            if (!u) rc = HR_EDB;
-            PQclear(u);
-        }
-        if (!rc) {
-            u = exec_params(conn, "DELETE FROM herald.delayed WHERE trigger = $1", 1, p, err,
-                            "removing pending retries");
-            if (!u) rc = HR_EDB;
-            PQclear(u);
-        }
-        if (!rc) {
-            snprintf(line, sizeof line, "trigger %s: removed", name);
-            report(ud, line);
-            changed = 1;
-        }
+        rc = remove_definition(conn, v[k].name, report, ud, err);
+        changed = 1;
     }
-    PQclear(r);
-    if (!rc && changed)
-        rc = exec_cmd(conn,
-                      "UPDATE herald.meta SET value = (value::bigint + 1)::text"
-                      " WHERE key = 'defs_version'",
-                      err, "bumping the definitions version");
+    stored_free(v, n);
+    if (!rc && changed) rc = bump_defs_version(conn, err);
     return rc;
 }
 
@@ -480,55 +638,138 @@ static int pg_apply(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn r
     int rc = admin_conn(st, err);
     if (rc) return rc;
     PGconn *conn = st->admin;
-    if ((rc = exec_cmd(conn, "BEGIN", err, "starting the apply transaction"))) return rc;
+    if ((rc = hr_pg_cmd(conn, "BEGIN", err, "starting the apply transaction"))) return rc;
     /* One apply at a time, whatever number of herald processes share the database. */
-    if ((rc = exec_cmd(conn, "SELECT pg_advisory_xact_lock(7403927180542361)", err,
-                       "waiting for other applies")))
-        goto out;
+    if ((rc = hr_pg_cmd(conn, APPLY_LOCK, err, "waiting for other applies"))) goto out;
     if ((rc = validate_tables(conn, cfg, err))) goto out;
     if ((rc = migrate(conn, report, ud, err))) goto out;
-    if ((rc = sync_capture(conn, cfg, report, ud, err))) goto out;
+    if ((rc = sync_capture(conn, cfg->triggers, cfg->ntriggers, report, ud, err))) goto out;
     if ((rc = sync_definitions(conn, cfg, report, ud, err))) goto out;
-    rc = exec_cmd(conn, "COMMIT", err, "committing the apply transaction");
+    rc = hr_pg_cmd(conn, "COMMIT", err, "committing the apply transaction");
     return rc;
 out:
-    exec_cmd(conn, "ROLLBACK", NULL, "rolling back");
+    hr_pg_cmd(conn, "ROLLBACK", NULL, "rolling back");
     return rc;
+}
+
+static int pg_put_trigger(hr_store_t *st, const hr_trigger_def_t *def, int replace, hr_err_t *err)
+{
+    stored_t *v = NULL;
+    hr_trigger_def_t *set = NULL, check;
+    size_t n = 0, nset = 0;
+    int changed = 0;
+    /* The definition must be one that load_triggers can read back. */
+    json_t *j = hr_trigger_def_to_json(def);
+    int rc = hr_trigger_def_from_json(j, &check, err);
+    json_decref(j);
+    if (rc) return rc;
+    hr_trigger_def_clear(&check);
+    if ((rc = admin_conn(st, err))) return rc;
+    PGconn *conn = st->admin;
+    if ((rc = hr_pg_cmd(conn, "BEGIN", err, "starting a transaction"))) return rc;
+    if ((rc = hr_pg_cmd(conn, APPLY_LOCK, err, "waiting for other applies"))) goto out;
+    if ((rc = validate_trigger(conn, def, err))) goto out;
+    if ((rc = migrate(conn, no_report, NULL, err))) goto out;
+    if ((rc = load_stored(conn, &v, &n, err))) goto out;
+    const stored_t *old = find_stored(v, n, def->name);
+    if (old && !replace) {
+        rc = hr_err_set(err, HR_EEXIST, "trigger %s already exists", def->name);
+        goto out;
+    }
+    if ((rc = defs_with(v, n, def->name, def, &set, &nset, err))) goto out;
+    if ((rc = sync_capture(conn, set, nset, no_report, NULL, err))) goto out;
+    if ((rc = store_definition(conn, def, old ? old->json : NULL, old != NULL, no_report, NULL,
+                               &changed, err)))
+        goto out;
+    if (changed && (rc = bump_defs_version(conn, err))) goto out;
+    rc = hr_pg_cmd(conn, "COMMIT", err, "committing");
+out:
+    if (rc) hr_pg_cmd(conn, "ROLLBACK", NULL, "rolling back");
+    free(set);
+    stored_free(v, n);
+    return rc;
+}
+
+static int pg_delete_trigger(hr_store_t *st, const char *name, hr_err_t *err)
+{
+    stored_t *v = NULL;
+    hr_trigger_def_t *set = NULL;
+    size_t n = 0, nset = 0;
+    int version = 0;
+    int rc = admin_conn(st, err);
+    if (rc) return rc;
+    PGconn *conn = st->admin;
+    if ((rc = hr_pg_cmd(conn, "BEGIN", err, "starting a transaction"))) return rc;
+    if ((rc = hr_pg_cmd(conn, APPLY_LOCK, err, "waiting for other applies"))) goto out;
+    if ((rc = schema_version(conn, &version, err))) goto out;
+    if (version == 0) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "trigger %s not found", name);
+        goto out;
+    }
+    if ((rc = hr_pg_require_schema(conn, err))) goto out;
+    if ((rc = load_stored(conn, &v, &n, err))) goto out;
+    if (!find_stored(v, n, name)) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "trigger %s not found", name);
+        goto out;
+    }
+    if ((rc = defs_with(v, n, name, NULL, &set, &nset, err))) goto out;
+    if ((rc = sync_capture(conn, set, nset, no_report, NULL, err))) goto out;
+    if ((rc = remove_definition(conn, name, no_report, NULL, err))) goto out;
+    if ((rc = bump_defs_version(conn, err))) goto out;
+    rc = hr_pg_cmd(conn, "COMMIT", err, "committing");
+out:
+    if (rc) hr_pg_cmd(conn, "ROLLBACK", NULL, "rolling back");
+    free(set);
+    stored_free(v, n);
+    return rc;
+}
+
+int hr_pg_load_def(PGconn *conn, const char *name, int lock, hr_trigger_def_t *out, hr_err_t *err)
+{
+    const char *p[] = {name};
+    PGresult *r = hr_pg_exec(conn,
+                             lock ? "SELECT definition::text FROM herald.triggers WHERE name = $1"
+                                    " FOR SHARE"
+                                  : "SELECT definition::text FROM herald.triggers WHERE name = $1",
+                             1, p, err, "reading a trigger definition");
+    if (!r) return HR_EDB;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return hr_err_set(err, HR_ENOTFOUND, "trigger %s not found", name);
+    }
+    json_error_t je;
+    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+    PQclear(r);
+    hr_err_t e1 = {0};
+    int rc = j ? hr_trigger_def_from_json(j, out, &e1) : HR_EINVAL;
+    json_decref(j);
+    if (rc)
+        return hr_err_set(err, HR_EDB, "the stored definition of trigger %s is invalid: %s", name,
+                          j ? e1.msg : je.text);
+    return 0;
 }
 
 static int pg_load_triggers(hr_store_t *st, hr_trigger_def_t **out, size_t *nout, hr_err_t *err)
 {
-    int rc = admin_conn(st, err), version = 0;
+    stored_t *v = NULL;
+    size_t n = 0;
+    int rc = admin_conn(st, err);
     if (rc) return rc;
-    if ((rc = schema_version(st->admin, &version, err))) return rc;
-    if (version == 0)
-        return hr_err_set(err, HR_ESCHEMA,
-                          "herald's schema is not installed in this database: run herald apply");
-    if ((rc = check_known_version(version, err))) return rc;
-    if (version < hr_pg_schema_version)
-        return hr_err_set(err, HR_ESCHEMA,
-                          "herald's schema is at version %d, this herald needs %d: run herald apply",
-                          version, hr_pg_schema_version);
-    PGresult *r = exec_params(st->admin,
-                              "SELECT name, definition::text FROM herald.triggers ORDER BY name", 0,
-                              NULL, err, "reading trigger definitions");
-    if (!r) return HR_EDB;
-    size_t n = (size_t)PQntuples(r);
-    hr_trigger_def_t *defs = hr_xcalloc(n ? n : 1, sizeof *defs);
+    if ((rc = hr_pg_require_schema(st->admin, err))) return rc;
+    if ((rc = load_stored(st->admin, &v, &n, err))) return rc;
+    hr_trigger_def_t *defs = hr_xcalloc(n + 1, sizeof *defs);
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
-        json_error_t je;
-        json_t *j = json_loads(PQgetvalue(r, (int)i, 1), 0, &je);
-        hr_err_t e1 = {0};
-        if (!j || hr_trigger_def_from_json(j, &defs[ok], &e1) != 0) {
-            hr_log(HR_LOG_ERROR, "trigger=%s msg=\"stored definition is invalid; skipped\" error=\"%s\"",
-                   PQgetvalue(r, (int)i, 0), j ? e1.msg : je.text);
-        } else {
-            ok++;
+        if (!v[i].ok) {
+            hr_log(HR_LOG_ERROR,
+                   "trigger=%s msg=\"stored definition is invalid; skipped\" error=\"%s\"",
+                   v[i].name, v[i].why);
+            continue;
         }
-        json_decref(j);
+        defs[ok++] = v[i].def; /* moved out of v */
+        v[i].ok = 0;
     }
-    PQclear(r);
+    stored_free(v, n);
     *out = defs;
     *nout = ok;
     return 0;
@@ -551,7 +792,8 @@ typedef struct op_ctx {
 
 static void op_free(op_ctx_t *c)
 {
-    for (int i = 0; i < 4; i++) free(c->cursor[i]);
+    for (int i = 0; i < 4; i++)
+        free(c->cursor[i]);
     free(c);
 }
 
@@ -581,7 +823,7 @@ static int pg_defs_version(hr_store_t *st, void (*cb)(void *, int, int64_t), voi
 
 /* The filter of a trigger's reads: table triggers match their source and operations; event
  * triggers match emitted types exactly or by prefix. Appends SQL using $6 and $7. */
-static void filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
+void hr_pg_filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
 {
     if (t->table) {
         hr_capture_source(t->schema, t->table, p6);
@@ -629,7 +871,8 @@ static void filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
     " e.session::text"
 
 static const char *const read_sql_table =
-    "WITH c AS (SELECT $1::pg_snapshot AS lo, coalesce($2::pg_snapshot, pg_current_snapshot()) AS hi)"
+    "WITH c AS (SELECT $1::pg_snapshot AS lo, coalesce($2::pg_snapshot, pg_current_snapshot()) AS "
+    "hi)"
     " SELECT c.lo::text, c.hi::text, " EVENT_COLUMNS " FROM c LEFT JOIN LATERAL ("
     " SELECT l.* FROM herald.log l"
     " WHERE l.xid >= pg_snapshot_xmin(c.lo) AND l.xid < pg_snapshot_xmax(c.hi)"
@@ -639,7 +882,8 @@ static const char *const read_sql_table =
     " ORDER BY l.xid, l.seq LIMIT $5) e ON true ORDER BY e.xid, e.seq";
 
 static const char *const read_sql_events =
-    "WITH c AS (SELECT $1::pg_snapshot AS lo, coalesce($2::pg_snapshot, pg_current_snapshot()) AS hi)"
+    "WITH c AS (SELECT $1::pg_snapshot AS lo, coalesce($2::pg_snapshot, pg_current_snapshot()) AS "
+    "hi)"
     " SELECT c.lo::text, c.hi::text, " EVENT_COLUMNS " FROM c LEFT JOIN LATERAL ("
     " SELECT l.* FROM herald.log l"
     " WHERE l.xid >= pg_snapshot_xmin(c.lo) AND l.xid < pg_snapshot_xmax(c.hi)"
@@ -705,7 +949,7 @@ static void on_page(void *ud, int rc, PGresult *res, const char *msg)
 static int send_read(op_ctx_t *c)
 {
     hr_buf_t p6 = HR_BUF_INIT, p7 = HR_BUF_INIT;
-    filter_params(c->t, &p6, &p7);
+    hr_pg_filter_params(c->t, &p6, &p7);
     char limit[24];
     snprintf(limit, sizeof limit, "%zu", c->limit);
     const char *params[7];
@@ -743,7 +987,8 @@ static void on_cursor_loaded(void *ud, int rc, PGresult *res, const char *msg)
         op_free(c);
         return;
     }
-    for (int i = 0; i < 4; i++) c->cursor[i] = hr_xstrdup(PQgetvalue(res, 0, i));
+    for (int i = 0; i < 4; i++)
+        c->cursor[i] = hr_xstrdup(PQgetvalue(res, 0, i));
     PQclear(res);
     c->advance = 0;
     rc = send_read(c);
@@ -767,8 +1012,8 @@ static int parse_cursor(const char *s, op_ctx_t *c)
     return 0;
 }
 
-static int pg_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor,
-                        size_t limit, hr_store_page_cb cb, void *ud)
+static int pg_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor, size_t limit,
+                        hr_store_page_cb cb, void *ud)
 {
     op_ctx_t *c = hr_xcalloc(1, sizeof *c);
     c->st = st;
@@ -815,8 +1060,8 @@ static void on_due(void *ud, int rc, PGresult *res, const char *msg)
     op_free(c);
 }
 
-static int pg_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit,
-                       hr_store_page_cb cb, void *ud)
+static int pg_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, hr_store_page_cb cb,
+                       void *ud)
 {
     op_ctx_t *c = hr_xcalloc(1, sizeof *c);
     c->st = st;
@@ -834,7 +1079,8 @@ static int pg_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit,
         "WITH due AS (SELECT d.seq, d.attempts, d.due_at FROM herald.delayed d"
         "  WHERE d.trigger = $1 AND NOT d.dead AND d.due_at <= now()"
         "  ORDER BY d.due_at LIMIT $2::bigint),"
-        " nxt AS (SELECT greatest(0, ceil(extract(epoch FROM min(d.due_at) - now()) * 1000))::bigint"
+        " nxt AS (SELECT greatest(0, ceil(extract(epoch FROM min(d.due_at) - now()) * "
+        "1000))::bigint"
         "  AS ms FROM herald.delayed d WHERE d.trigger = $1 AND NOT d.dead"
         "  AND d.seq NOT IN (SELECT seq FROM due))"
         " SELECT nxt.ms, e.attempts, " EVENT_COLUMNS " FROM nxt LEFT JOIN LATERAL ("
@@ -871,14 +1117,20 @@ static int pg_settle(hr_store_t *st, const char *trigger, const char *cursor_aft
         const hr_attempt_rec_t *a = &recs[i];
         hr_buf_printf(&j, "%s{\"seq\":%" PRId64 ",\"event_id\":\"%s\",\"attempt\":%d,\"status\":",
                       i ? "," : "", a->seq, a->event_id, a->attempt);
-        if (a->status) hr_buf_printf(&j, "%ld", a->status);
-        else hr_buf_puts(&j, "null");
+        if (a->status)
+            hr_buf_printf(&j, "%ld", a->status);
+        else
+            hr_buf_puts(&j, "null");
         hr_buf_printf(&j, ",\"latency_ms\":%.3f,\"error\":", a->latency_ms);
-        if (a->error) put_json_text(&j, a->error);
-        else hr_buf_puts(&j, "null");
+        if (a->error)
+            put_json_text(&j, a->error);
+        else
+            hr_buf_puts(&j, "null");
         hr_buf_puts(&j, ",\"response\":");
-        if (a->response) put_json_text(&j, a->response);
-        else hr_buf_puts(&j, "null");
+        if (a->response)
+            put_json_text(&j, a->response);
+        else
+            hr_buf_puts(&j, "null");
         hr_buf_printf(&j, ",\"settled\":%s,\"dead\":%s,\"delay_ms\":%llu}",
                       a->settled ? "true" : "false", a->dead ? "true" : "false",
                       (unsigned long long)a->delay_ms);
@@ -911,6 +1163,16 @@ const hr_store_ops_t hr_store_pg_ops = {
     .read_page = pg_read_page,
     .read_due = pg_read_due,
     .settle = pg_settle,
+    .put_trigger = pg_put_trigger,
+    .delete_trigger = pg_delete_trigger,
+    .emit = hr_pg_emit,
+    .invoke = hr_pg_invoke,
+    .redeliver = hr_pg_redeliver,
+    .replay = hr_pg_replay,
+    .status = hr_pg_status,
+    .events = hr_pg_events,
+    .event = hr_pg_event,
+    .attempts = hr_pg_attempts,
     .reconnects = pg_reconnects,
     .close = pg_close,
 };
