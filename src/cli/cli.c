@@ -1,4 +1,5 @@
-/* cli.c: argument parsing and the short commands (version, help, check, apply). */
+/* cli.c: argument parsing and the short commands (version, help, check, apply); the operator
+ * commands (status, events, event, redeliver, replay, emit) are in ops.c, serve in serve.c. */
 #include "cli/cli.h"
 
 #include <stdio.h>
@@ -21,9 +22,23 @@ static const char usage[] =
     "  version             print the version\n"
     "  help                print this help\n"
     "\n"
+    "operator commands (read and queue directly in the database; serve need not run):\n"
+    "  status              per trigger: backlog, delayed, dead, last delivery, lag\n"
+    "  events [--trigger T] [--dead | --pending] [--limit N] [--offset N]\n"
+    "                      list events, newest first (with --trigger: their delivery state)\n"
+    "  event ID            one event, its deliveries and every attempt\n"
+    "  redeliver ID [--trigger T]\n"
+    "                      deliver an event again, retries counted from 0\n"
+    "  replay TRIGGER --from SEQ|TIME [--to SEQ|TIME]\n"
+    "                      deliver a range of the log again to one trigger (TIME: RFC 3339)\n"
+    "  emit TYPE JSON      append a custom event to the log; prints its id\n"
+    "  Each takes -c FILE (default ./herald.yaml when it exists) to find the database, and\n"
+    "  --json to print JSON instead of a table.\n"
+    "\n"
     "FILE defaults to ./herald.yaml. Environment: HERALD_DATABASE_URL, HERALD_LISTEN,\n"
-    "HERALD_LOG_LEVEL override the file. Exit codes: 0 success, 1 runtime failure,\n"
-    "2 usage or configuration error. Documentation: docs/cli.md, docs/config.md.\n";
+    "HERALD_LOG_LEVEL override the file. Exit codes: 0 success, 1 runtime failure (including\n"
+    "an unknown trigger or event), 2 usage or configuration error. Documentation:\n"
+    "docs/cli.md, docs/config.md.\n";
 
 /* Reads "[-c] FILE" (or nothing: ./herald.yaml) from the arguments after the command. */
 static int config_arg(int argc, char **argv, const char **path)
@@ -119,6 +134,7 @@ int hr_cli_main(int argc, char **argv)
         fputs(usage, stdout);
         return HR_EXIT_OK;
     }
+    if (hr_cli_is_ops_command(cmd)) return hr_cli_ops(argc, argv);
     int is_check = strcmp(cmd, "check") == 0, is_apply = strcmp(cmd, "apply") == 0;
     int is_serve = strcmp(cmd, "serve") == 0;
     if (!is_check && !is_apply && !is_serve) {
