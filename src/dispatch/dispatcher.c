@@ -451,8 +451,12 @@ static void on_retry_page(void *ud, int rc, hr_page_t *page, const char *msg)
         maybe_finish(d);
         return;
     }
-    tr->retry_due_us = page->next_due_ms >= 0 ? now + (uint64_t)page->next_due_ms * 1000
-                                               : now + RETRY_SAFETY_RECHECK_US;
+    /* Sleep until the next retry is due, but look again within a second anyway: another process
+     * may have queued something (redeliver, replay, invoke). */
+    uint64_t wait = RETRY_SAFETY_RECHECK_US;
+    if (page->next_due_ms >= 0 && (uint64_t)page->next_due_ms * 1000 < wait)
+        wait = (uint64_t)page->next_due_ms * 1000;
+    tr->retry_due_us = now + wait;
     if (page->nevents == 0) {
         hr_page_free(page);
         tr->retry_phase = IDLE;

@@ -82,18 +82,22 @@ const char *const hr_pg_migrations[] = {
     "  RETURN NULL;"
     " END $f$;"
     /* Statement-level capture with transition tables: one INSERT … SELECT per statement. */
+    /* Application tables may have columns named like anything here: the variable wins over a
+     * column of the same name, and rows are referred to as r.* (a relation, never a column). */
     "CREATE FUNCTION herald.capture_insert() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " DECLARE s jsonb := herald.session();"
+    "\n#variable_conflict use_variable\n"
+    " DECLARE herald_session_ jsonb := herald.session();"
     " BEGIN"
     "  INSERT INTO herald.log (source, op, new, session)"
-    "  SELECT TG_ARGV[0], 'INSERT', to_jsonb(n), s FROM herald_new n;"
+    "  SELECT TG_ARGV[0], 'INSERT', to_jsonb(r.*), herald_session_ FROM herald_new r;"
     "  RETURN NULL;"
     " END $f$;"
     "CREATE FUNCTION herald.capture_delete() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " DECLARE s jsonb := herald.session();"
+    "\n#variable_conflict use_variable\n"
+    " DECLARE herald_session_ jsonb := herald.session();"
     " BEGIN"
     "  INSERT INTO herald.log (source, op, old, session)"
-    "  SELECT TG_ARGV[0], 'DELETE', to_jsonb(o), s FROM herald_old o;"
+    "  SELECT TG_ARGV[0], 'DELETE', to_jsonb(r.*), herald_session_ FROM herald_old r;"
     "  RETURN NULL;"
     " END $f$;"
     /* The outbox: a custom event inside the caller's transaction. */
