@@ -267,13 +267,9 @@ describe('redeliver', () => {
     assert.deepEqual([st.bad.dead, st.ok.dead], [0, 0]);
   });
 
-  // The dispatcher sleeps until a trigger's next due retry (here an hour away) and only falls
-  // back to its one-second recheck of the delayed queue when that queue is empty, so a
-  // redelivered event waits behind the far-future retry. Fix in dispatcher.c on_retry_page:
-  // wake at min(next due, now + 1 s).
-  onBackend('postgres', 'redeliver reaches a trigger whose next retry is far away within seconds', {
-    todo: 'dispatcher: idle recheck of the delayed queue only happens when it is empty',
-  }, async () => {
+  // A trigger whose next retry is an hour away still looks at its delayed queue every second, so
+  // a redelivered event does not wait behind the far-future retry.
+  onBackend('postgres', 'redeliver reaches a trigger whose next retry is far away within seconds', async () => {
     const s = await failingStack();
     const [ev] = await insertRows(s, [1]);
     await failAndSettle(s, [ev]);
