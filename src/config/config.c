@@ -53,7 +53,10 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                        .type_doc = "URL",
                        .doc = "Database holding the event log and the delivery state: "
                               "`postgres://user@host:port/db` (or `postgresql://...`), or "
-                              "`sqlite:PATH`."},
+                              "`sqlite:PATH`, a file relative to this file's directory. Absent: "
+                              "`sqlite:herald.db` beside this file (herald says so when it starts); "
+                              "a relative path in the variable is relative to the working "
+                              "directory."},
     [HR_K_LISTEN] = {.section = HR_SEC_TOP,
                      .name = "listen",
                      .type = HR_KT_STRING,
@@ -107,7 +110,9 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                     .doc = "Table whose changes fire the trigger: `orders` (schema `public`), "
                            "`shop.orders`, or names in double quotes: "
                            "`'\"My Schema\".\"My Table\"'`. Unquoted names are folded to lower "
-                           "case, as PostgreSQL does. A trigger has either `table` or `events`."},
+                           "case, as PostgreSQL does. SQLite has no schemas: name the table "
+                           "alone (its schema reads `public`). A trigger has either `table` or "
+                           "`events`."},
     [HR_K_OPERATIONS] = {.section = HR_SEC_TRIGGER,
                          .name = "operations",
                          .type = HR_KT_FLAGS,
@@ -144,7 +149,8 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                      .flags = HR_KF_UNIQUE | HR_KF_NONEMPTY,
                      .type_doc = "list of event types",
                      .doc = "In place of `table`: the custom event types (emitted with the SQL "
-                            "function `herald.emit`) that fire the trigger: `order.placed`, a "
+                            "function `herald.emit`, or on SQLite an INSERT into the view "
+                            "`herald_emit`) that fire the trigger: `order.placed`, a "
                             "prefix pattern such as `invoice.*`, or `*` for all."},
     [HR_K_WEBHOOK] = {.section = HR_SEC_TRIGGER,
                       .name = "webhook",

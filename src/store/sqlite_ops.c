@@ -1,21 +1,32 @@
 /* sqlite_ops.c: the operator, metadata and reporting operations of the SQLite backend (see
- * store.h for their contracts and JSON shapes; store_pg.c for the same on PostgreSQL).
+ * store.h for their contracts and JSON shapes; pg_ops.c for the same on PostgreSQL, whose rules
+ * these follow).
  *
- * Each write is one IMMEDIATE transaction. Queuing an event for a trigger (invoke, redeliver,
- * replay) is an upsert of its herald_delayed row: due now, no attempts made, not dead; the
- * dispatcher's delayed-queue reader delivers it.
+ * Queuing. Invoke, redeliver and replay never move a cursor: they upsert herald_delayed rows
+ * (attempts 0, not dead, due now; last_error stays for the record), which the dispatcher's
+ * delayed-queue reader delivers with current_retry 0. Replayed rows are due one microsecond
+ * apart in seq order, so that they go out in log order. Replay leaves the events after the
+ * trigger's cursor to the reader (they would otherwise be delivered twice).
  *
- * The delivery state of an event for a trigger, in the reports:
- *   delayed row, dead            -> dead
- *   delayed row, attempts > 0    -> retrying (next_attempt_at = due_at)
- *   delayed row, no attempts     -> pending (queued by invoke, redeliver or replay)
- *   a 2xx attempt                -> delivered (delivered_at = its time)
- *   after the trigger's cursor   -> pending
- *   otherwise                    -> the trigger passed over it (it started later, or the column
- *                                   filter skipped it): not listed for that trigger. */
+ * Which events a trigger matches is decided in SQL (hr_sq_filter_sql): its table's source and
+ * operations, and its columns filter for updates; or its event types. MANUAL events match no
+ * filter: they belong to the one trigger invoke queued them for.
+ *
+ * Delivery state of an event for a trigger (events and event):
+ *     dead       its delayed row is dead
+ *     retrying   its delayed row is not dead and attempts > 0
+ *     pending    its delayed row has attempts 0 (invoke, redeliver, replay), or it has no
+ *                delayed row and no 2xx attempt (not read by the cursor yet)
+ *     delivered  no delayed row and a 2xx attempt
+ * "attempts" counts every recorded attempt of that trigger for the event; "last_error" is the
+ * error of the latest attempt (null when it succeeded); "delivered_at" is the time of the latest
+ * 2xx attempt, even when the event is queued again. A trigger's events are those it attempted or
+ * queued, and those after its cursor that it matches. */
 #include "store/sqlite_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,10 +66,10 @@ static int load_def(hr_store_t *st, const char *name, hr_trigger_def_t *def, hr_
     if (r == SQLITE_ROW) {
         json_t *j = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
         if (!j || hr_trigger_def_from_json(j, def, err) != 0)
-            rc = hr_err_set(err, HR_EDB, "trigger %s: the stored definition is invalid", name);
+            rc = hr_err_set(err, HR_EDB, "the stored definition of trigger %s is invalid", name);
         json_decref(j);
     } else if (r == SQLITE_DONE) {
-        rc = hr_err_set(err, HR_ENOTFOUND, "no trigger named %s", name);
+        rc = hr_err_set(err, HR_ENOTFOUND, "trigger %s not found", name);
     } else {
         rc = hr_sq_fail(st, err, "reading a trigger definition");
     }
@@ -77,24 +88,23 @@ static int json_ok(hr_store_t *st, const char *text)
     return ok;
 }
 
-/* Queues (trigger, event) for delivery now, as if no attempt had been made. */
+/* Queues (trigger, event) for delivery at due_us, as if no attempt had been made. */
 static int queue_event(hr_store_t *st, const char *trigger, int64_t seq, const char *event_id,
-                       hr_err_t *err)
+                       int64_t due_us, hr_err_t *err)
 {
-    char now[32];
-    hr_sq_format_time(hr_wall_us(), now);
+    char due[32];
+    hr_sq_format_time(due_us, due);
     sqlite3_stmt *s = hr_sq_stmt(st,
                                  "INSERT INTO herald_delayed (trigger, seq, event_id, attempts,"
-                                 " due_at, dead, last_error) VALUES (?1, ?2, ?3, 0, ?4, 0, NULL)"
+                                 " due_at, dead) VALUES (?1, ?2, ?3, 0, ?4, 0)"
                                  " ON CONFLICT (trigger, seq) DO UPDATE SET attempts = 0,"
-                                 " due_at = excluded.due_at, dead = 0, last_error = NULL,"
-                                 " updated_at = " HR_SQ_NOW,
+                                 " due_at = excluded.due_at, dead = 0, updated_at = " HR_SQ_NOW,
                                  err);
     if (!s) return HR_EDB;
     sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_text(s, 3, event_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 4, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 4, due, -1, SQLITE_TRANSIENT);
     return step_done(st, s, err, "queueing an event");
 }
 
@@ -103,142 +113,152 @@ static const char *col_text(sqlite3_stmt *s, int i)
     return (const char *)sqlite3_column_text(s, i);
 }
 
-/* JSON text as a value (any JSON), a string if it does not parse, null for SQL NULL. */
+/* text with every integer that does not fit in 64 bits turned into a real ("…0" + ".0"): jansson
+ * rejects such integers, which SQLite's JSON keeps as written. Strings are left alone. */
+static char *big_ints_as_reals(const char *text)
+{
+    hr_buf_t b = HR_BUF_INIT;
+    int in_string = 0;
+    for (const char *p = text; *p;) {
+        if (in_string || *p == '"') {
+            if (in_string && *p == '\\' && p[1])
+                hr_buf_putc(&b, *p++);
+            else if (*p == '"')
+                in_string = !in_string;
+            hr_buf_putc(&b, *p++);
+            continue;
+        }
+        if (*p != '-' && (*p < '0' || *p > '9')) {
+            hr_buf_putc(&b, *p++);
+            continue;
+        }
+        const char *start = p;
+        int integer = 1;
+        while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
+               (*p >= '0' && *p <= '9')) {
+            if (*p == '.' || *p == 'e' || *p == 'E') integer = 0;
+            p++;
+        }
+        hr_buf_append(&b, start, (size_t)(p - start));
+        if (integer) {
+            errno = 0;
+            (void)strtoll(start, NULL, 10);
+            if (errno == ERANGE) hr_buf_puts(&b, ".0");
+        }
+    }
+    return b.data ? hr_buf_steal(&b, NULL) : hr_xstrdup("");
+}
+
+/* JSON text as a value (any JSON); a string if it does not parse; null for SQL NULL. */
 static json_t *json_value(const char *text)
 {
     if (!text) return json_null();
     json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
-    return j ? j : json_string(text);
+    if (!j) {
+        char *t = big_ints_as_reals(text);
+        j = json_loads(t, JSON_DECODE_ANY, NULL);
+        free(t);
+    }
+    return j ? j : json_string(text); /* never lose the value */
 }
 
-static json_t *text_or_null(const char *text)
+static json_t *text_or_null(sqlite3_stmt *s, int i)
 {
-    return text ? json_string(text) : json_null();
+    const char *t = col_text(s, i);
+    return t ? json_string(t) : json_null();
 }
 
 /* The event object of a row whose EVENT_COLS start at column c0. */
 static json_t *event_json(sqlite3_stmt *s, int c0)
 {
-    json_t *data = json_pack("{s:o, s:o}", "old", json_value(col_text(s, c0 + 5)), "new",
-                             json_value(col_text(s, c0 + 6)));
-    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "id", text_or_null(col_text(s, c0 + 1)),
-                     "seq", (json_int_t)sqlite3_column_int64(s, c0), "created_at",
-                     text_or_null(col_text(s, c0 + 2)), "source", text_or_null(col_text(s, c0 + 3)),
-                     "op", text_or_null(col_text(s, c0 + 4)), "data", data, "session_variables",
-                     json_value(col_text(s, c0 + 7)));
+    json_t *e = json_object();
+    json_object_set_new(e, "id", text_or_null(s, c0 + 1));
+    json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(s, c0)));
+    json_object_set_new(e, "created_at", text_or_null(s, c0 + 2));
+    json_object_set_new(e, "source", text_or_null(s, c0 + 3));
+    json_object_set_new(e, "op", text_or_null(s, c0 + 4));
+    json_t *data = json_object();
+    json_object_set_new(data, "old", json_value(col_text(s, c0 + 5)));
+    json_object_set_new(data, "new", json_value(col_text(s, c0 + 6)));
+    json_object_set_new(e, "data", data);
+    json_object_set_new(e, "session_variables", json_value(col_text(s, c0 + 7)));
+    return e;
 }
 
-/* Fills ev from a row (strings borrowed from the statement until its next step). */
-static void row_event(sqlite3_stmt *s, const hr_trigger_def_t *t, hr_event_t *ev)
-{
-    memset(ev, 0, sizeof *ev);
-    ev->seq = sqlite3_column_int64(s, 0);
-    ev->id = col_text(s, 1);
-    ev->created_at = col_text(s, 2);
-    ev->op = col_text(s, 4);
-    if (ev->op && strcmp(ev->op, "EMIT") == 0) {
-        ev->type = col_text(s, 3);
-    } else {
-        ev->schema = t->schema;
-        ev->table = t->table;
-    }
-    ev->old_json = col_text(s, 5);
-    ev->new_json = col_text(s, 6);
-    ev->session_json = col_text(s, 7);
-}
+/* The delivery columns for trigger ?1 of the event l, with its delayed row d (LEFT JOIN):
+ * 0 state, 1 attempts, 2 next_attempt_at, 3 last_error, 4 delivered_at. */
+#define OK_AT                                                                                      \
+    "(SELECT max(x.at) FROM herald_attempts x WHERE x.event_id = l.id AND x.trigger = ?1"          \
+    " AND x.status BETWEEN 200 AND 299)"
+#define DELIVERY_COLS                                                                              \
+    "CASE WHEN d.dead THEN 'dead' WHEN d.attempts > 0 THEN 'retrying'"                             \
+    " WHEN d.seq IS NOT NULL THEN 'pending' WHEN " OK_AT " IS NOT NULL THEN 'delivered'"           \
+    " ELSE 'pending' END,"                                                                         \
+    " (SELECT count(*) FROM herald_attempts x WHERE x.event_id = l.id AND x.trigger = ?1),"        \
+    " CASE WHEN d.seq IS NOT NULL AND NOT d.dead THEN d.due_at END,"                               \
+    " (SELECT x.error FROM herald_attempts x WHERE x.event_id = l.id AND x.trigger = ?1"           \
+    " ORDER BY x.id DESC LIMIT 1), " OK_AT
+#define NEVENT_COLS 8
 
-static int cursor_of(hr_store_t *st, const char *trigger, int64_t *seq, hr_err_t *err)
+static json_t *delivery_json(const char *trigger, sqlite3_stmt *s, int c0)
 {
-    *seq = INT64_MAX; /* no cursor: nothing counts as after it */
-    sqlite3_stmt *s = hr_sq_stmt(st, "SELECT last_seq FROM herald_cursors WHERE trigger = ?1", err);
-    if (!s) return HR_EDB;
-    sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
-    int r = sqlite3_step(s);
-    if (r == SQLITE_ROW) *seq = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : hr_sq_fail(st, err, "reading a cursor");
-}
-
-/* The delivery of event (seq, id) for trigger (see the table at the top); *out is NULL when the
- * trigger passed over the event. */
-static int delivery_json(hr_store_t *st, const char *trigger, int64_t seq, const char *event_id,
-                         int64_t cursor, json_t **out, hr_err_t *err)
-{
-    *out = NULL;
-    sqlite3_stmt *s = hr_sq_stmt(st,
-                                 "SELECT attempts, dead, due_at, last_error FROM herald_delayed"
-                                 " WHERE trigger = ?1 AND seq = ?2",
-                                 err);
-    if (!s) return HR_EDB;
-    sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, seq);
-    int r = sqlite3_step(s);
-    int delayed = r == SQLITE_ROW, dead = 0, queued_attempts = 0;
-    char *due = NULL, *delayed_error = NULL;
-    if (delayed) {
-        queued_attempts = sqlite3_column_int(s, 0);
-        dead = sqlite3_column_int(s, 1);
-        due = hr_xstrdup(col_text(s, 2));
-        delayed_error = hr_xstrdup(col_text(s, 3));
-    }
-    sqlite3_reset(s);
-    if (r != SQLITE_ROW && r != SQLITE_DONE) return hr_sq_fail(st, err, "reading a delivery");
-    s = hr_sq_stmt(st,
-                   "SELECT count(*), max(CASE WHEN status BETWEEN 200 AND 299 THEN at END),"
-                   " (SELECT error FROM herald_attempts WHERE trigger = ?1 AND event_id = ?2"
-                   " ORDER BY id DESC LIMIT 1)"
-                   " FROM herald_attempts WHERE trigger = ?1 AND event_id = ?2",
-                   err);
-    if (!s) {
-        free(due);
-        free(delayed_error);
-        return HR_EDB;
-    }
-    sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, event_id, -1, SQLITE_TRANSIENT);
-    r = sqlite3_step(s);
-    int nattempts = r == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-    char *delivered_at = r == SQLITE_ROW ? hr_xstrdup(col_text(s, 1)) : NULL;
-    char *last_error = r == SQLITE_ROW ? hr_xstrdup(col_text(s, 2)) : NULL;
-    sqlite3_reset(s);
-    int rc = r == SQLITE_ROW ? 0 : hr_sq_fail(st, err, "reading attempts");
-    const char *state = NULL;
-    if (rc) goto out;
-    if (delayed)
-        state = dead ? "dead" : queued_attempts > 0 ? "retrying" : "pending";
-    else if (delivered_at)
-        state = "delivered";
-    else if (seq > cursor || nattempts > 0)
-        state = "pending";
-    if (!state) goto out;
-    int settled = !delayed && delivered_at;
-    *out = json_pack(
-        "{s:s, s:s, s:i, s:o, s:o, s:o}", "trigger", trigger, "state", state, "attempts", nattempts,
-        "next_attempt_at", delayed && !dead ? text_or_null(due) : json_null(), "last_error",
-        settled ? json_null() : text_or_null(delayed && delayed_error ? delayed_error : last_error),
-        "delivered_at", settled ? text_or_null(delivered_at) : json_null());
-out:
-    free(due);
-    free(delayed_error);
-    free(delivered_at);
-    free(last_error);
-    return rc;
-}
-
-static json_t *attempt_json(sqlite3_stmt *s)
-{
-    return json_pack(
-        "{s:I, s:o, s:o, s:I, s:i, s:o, s:o, s:f, s:o, s:o}", "id",
-        (json_int_t)sqlite3_column_int64(s, 0), "trigger", text_or_null(col_text(s, 1)), "event_id",
-        text_or_null(col_text(s, 2)), "seq", (json_int_t)sqlite3_column_int64(s, 3), "attempt",
-        sqlite3_column_int(s, 4), "at", text_or_null(col_text(s, 5)), "status",
-        sqlite3_column_type(s, 6) == SQLITE_NULL ? json_null()
-                                                 : json_integer(sqlite3_column_int64(s, 6)),
-        "latency_ms", sqlite3_column_double(s, 7), "error", text_or_null(col_text(s, 8)),
-        "response", text_or_null(col_text(s, 9)));
+    json_t *d = json_object();
+    json_object_set_new(d, "trigger", json_string(trigger));
+    json_object_set_new(d, "state", text_or_null(s, c0));
+    json_object_set_new(d, "attempts", json_integer(sqlite3_column_int64(s, c0 + 1)));
+    json_object_set_new(d, "next_attempt_at", text_or_null(s, c0 + 2));
+    json_object_set_new(d, "last_error", text_or_null(s, c0 + 3));
+    json_object_set_new(d, "delivered_at", text_or_null(s, c0 + 4));
+    return d;
 }
 
 #define ATTEMPT_COLS "id, trigger, event_id, seq, attempt, at, status, latency_ms, error, response"
+
+static json_t *attempt_json(sqlite3_stmt *s)
+{
+    json_t *a = json_object();
+    json_object_set_new(a, "id", json_integer(sqlite3_column_int64(s, 0)));
+    json_object_set_new(a, "trigger", text_or_null(s, 1));
+    json_object_set_new(a, "event_id", text_or_null(s, 2));
+    json_object_set_new(a, "seq", json_integer(sqlite3_column_int64(s, 3)));
+    json_object_set_new(a, "attempt", json_integer(sqlite3_column_int64(s, 4)));
+    json_object_set_new(a, "at", text_or_null(s, 5));
+    json_object_set_new(a, "status",
+                        sqlite3_column_type(s, 6) == SQLITE_NULL
+                            ? json_null()
+                            : json_integer(sqlite3_column_int64(s, 6)));
+    /* Rounded to the microsecond, as PostgreSQL's report does. */
+    json_object_set_new(
+        a, "latency_ms",
+        sqlite3_column_type(s, 7) == SQLITE_NULL
+            ? json_null()
+            : json_real((double)llround(sqlite3_column_double(s, 7) * 1000) / 1000));
+    json_object_set_new(a, "error", text_or_null(s, 8));
+    json_object_set_new(a, "response", text_or_null(s, 9));
+    return a;
+}
+
+/* Prepares head + t's filter (parameters from ?first) + tail, binding the filter; NULL with err
+ * set on failure. The caller binds the rest and finalizes. */
+static sqlite3_stmt *filtered(hr_store_t *st, const hr_trigger_def_t *t, const char *head,
+                              int first, const char *tail, hr_err_t *err)
+{
+    hr_buf_t sql = HR_BUF_INIT;
+    int np = 0;
+    hr_buf_puts(&sql, head);
+    hr_sq_filter_sql(t, first, &sql, &np);
+    hr_buf_puts(&sql, tail);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql.data, -1, &s, NULL) != SQLITE_OK) {
+        hr_sq_fail(st, err, "preparing a query");
+        sqlite3_finalize(s);
+        s = NULL;
+    } else {
+        hr_sq_filter_bind(s, t, first);
+    }
+    hr_buf_free(&sql);
+    return s;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Metadata                                                                                   */
@@ -247,8 +267,14 @@ int hr_sq_put_trigger(hr_store_t *st, const hr_trigger_def_t *def, int replace, 
 {
     hr_trigger_def_t *defs = NULL, old;
     size_t n = 0;
-    int rc = hr_sq_begin(st, err), exists = 0, same = 0;
+    int exists = 0, same = 0;
+    /* The definition must be one that load_triggers can read back. */
+    json_t *check = hr_trigger_def_to_json(def);
+    int rc = hr_trigger_def_from_json(check, &old, err);
+    json_decref(check);
     if (rc) return rc;
+    hr_trigger_def_clear(&old);
+    if ((rc = hr_sq_begin(st, err))) return rc;
     if ((rc = hr_sq_validate_def(st, def, err))) goto fail;
     if ((rc = hr_sq_migrate(st, NULL, NULL, err))) goto fail;
     hr_err_t e2 = {0};
@@ -268,7 +294,7 @@ int hr_sq_put_trigger(hr_store_t *st, const hr_trigger_def_t *def, int replace, 
     }
     if (exists && !replace) {
         json_decref(j);
-        rc = hr_err_set(err, HR_EEXIST, "trigger %s exists already", def->name);
+        rc = hr_err_set(err, HR_EEXIST, "trigger %s already exists", def->name);
         goto fail;
     }
     if (same) {
@@ -309,7 +335,7 @@ int hr_sq_delete_trigger(hr_store_t *st, const char *name, hr_err_t *err)
     size_t n = 0;
     int yes = 0, rc = installed(st, &yes, err);
     if (rc) return rc;
-    if (!yes) return hr_err_set(err, HR_ENOTFOUND, "no trigger named %s", name);
+    if (!yes) return hr_err_set(err, HR_ENOTFOUND, "trigger %s not found", name);
     if ((rc = hr_sq_begin(st, err))) return rc;
     if ((rc = load_def(st, name, &old, err))) goto fail;
     hr_trigger_def_clear(&old);
@@ -342,12 +368,12 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Emit, invoke, redeliver, replay                                                            */
 
-/* Appends a log row; *seq and id_out get its seq and id. */
+/* Appends a log row; *seq and id_out get its seq and id. A NULL payload is JSON null. */
 static int append_event(hr_store_t *st, const char *source, const char *op, const char *payload,
                         int64_t *seq, char id_out[40], hr_err_t *err)
 {
-    if (payload && !json_ok(st, payload))
-        return hr_err_set(err, HR_EINVAL, "the payload is not valid JSON");
+    if (!payload) payload = "null";
+    if (!json_ok(st, payload)) return hr_err_set(err, HR_EINVAL, "the payload is not valid JSON");
     sqlite3_stmt *s =
         hr_sq_stmt(st,
                    "INSERT INTO herald_log (source, op, new) VALUES (?1, ?2, json(?3))"
@@ -356,7 +382,7 @@ static int append_event(hr_store_t *st, const char *source, const char *op, cons
     if (!s) return HR_EDB;
     sqlite3_bind_text(s, 1, source, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, op, -1, SQLITE_TRANSIENT);
-    if (payload) sqlite3_bind_text(s, 3, payload, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, payload, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(s), rc = 0;
     if (r == SQLITE_ROW) {
         *seq = sqlite3_column_int64(s, 0);
@@ -371,9 +397,9 @@ static int append_event(hr_store_t *st, const char *source, const char *op, cons
 int hr_sq_emit(hr_store_t *st, const char *type, const char *payload_json, char id_out[40],
                hr_err_t *err)
 {
-    if (!type || !*type) return hr_err_set(err, HR_EINVAL, "emit: the type must not be empty");
     int rc = hr_sq_require_schema(st, err);
     if (rc) return rc;
+    if (!type || !*type) return hr_err_set(err, HR_EINVAL, "the event type must not be empty");
     if ((rc = hr_sq_begin(st, err))) return rc;
     int64_t seq;
     if ((rc = append_event(st, type, "EMIT", payload_json, &seq, id_out, err))) {
@@ -393,14 +419,14 @@ int hr_sq_invoke(hr_store_t *st, const char *trigger, const char *payload_json, 
     if ((rc = load_def(st, trigger, &def, err))) goto fail;
     if (!def.table || !(def.ops & HR_OP_MANUAL)) {
         rc = hr_err_set(err, HR_EINVAL,
-                        "trigger %s cannot be invoked by hand: add manual to its operations",
+                        "trigger %s does not allow manual events (operations: manual is not set)",
                         trigger);
     } else {
         hr_buf_t src = HR_BUF_INIT;
         hr_sq_source(&def, &src);
         int64_t seq = 0;
         rc = append_event(st, src.data, "MANUAL", payload_json, &seq, id_out, err);
-        if (!rc) rc = queue_event(st, trigger, seq, id_out, err);
+        if (!rc) rc = queue_event(st, trigger, seq, id_out, hr_wall_us(), err);
         hr_buf_free(&src);
     }
     hr_trigger_def_clear(&def);
@@ -409,6 +435,30 @@ int hr_sq_invoke(hr_store_t *st, const char *trigger, const char *payload_json, 
 fail:
     hr_sq_rollback(st);
     return rc;
+}
+
+/* Queues event (seq, id) again for t, which must be a trigger that delivers it: its filter
+ * matches, or it already has attempts or a delayed row for it (MANUAL events). */
+static int redeliver_one(hr_store_t *st, const hr_trigger_def_t *t, int64_t seq, const char *id,
+                         hr_err_t *err)
+{
+    sqlite3_stmt *s = filtered(st, t,
+                               "SELECT 1 FROM herald_log l WHERE l.seq = ?2 AND (EXISTS (SELECT 1"
+                               " FROM herald_attempts x WHERE x.event_id = l.id AND x.trigger = ?1)"
+                               " OR EXISTS (SELECT 1 FROM herald_delayed y WHERE y.trigger = ?1"
+                               " AND y.seq = l.seq) OR ",
+                               3, ")", err);
+    if (!s) return HR_EDB;
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, seq);
+    int r = sqlite3_step(s), rc = 0;
+    sqlite3_finalize(s);
+    if (r == SQLITE_DONE)
+        rc =
+            hr_err_set(err, HR_EINVAL, "event %s is not one that trigger %s delivers", id, t->name);
+    else if (r != SQLITE_ROW)
+        rc = hr_sq_fail(st, err, "checking the trigger");
+    return rc ? rc : queue_event(st, t->name, seq, id, hr_wall_us(), err);
 }
 
 int hr_sq_redeliver(hr_store_t *st, const char *event_id, const char *trigger, int *queued,
@@ -425,7 +475,7 @@ int hr_sq_redeliver(hr_store_t *st, const char *event_id, const char *trigger, i
     int64_t seq = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     if (r == SQLITE_DONE) {
-        rc = hr_err_set(err, HR_ENOTFOUND, "no event with id %s", event_id);
+        rc = hr_err_set(err, HR_ENOTFOUND, "event %s not found", event_id);
         goto fail;
     }
     if (r != SQLITE_ROW) {
@@ -435,18 +485,21 @@ int hr_sq_redeliver(hr_store_t *st, const char *event_id, const char *trigger, i
     if (trigger) {
         hr_trigger_def_t def;
         if ((rc = load_def(st, trigger, &def, err))) goto fail;
+        rc = redeliver_one(st, &def, seq, event_id, err);
         hr_trigger_def_clear(&def);
-        if ((rc = queue_event(st, trigger, seq, event_id, err))) goto fail;
+        if (rc) goto fail;
         *queued = 1;
         return hr_sq_commit(st, err);
     }
+    /* Every existing trigger that has attempts or a delayed row for the event. */
     s = hr_sq_stmt(st,
                    "SELECT name FROM herald_triggers WHERE name IN (SELECT trigger FROM"
                    " herald_attempts WHERE event_id = ?1 UNION SELECT trigger FROM herald_delayed"
-                   " WHERE event_id = ?1) ORDER BY name",
+                   " WHERE seq = ?2) ORDER BY name",
                    err);
     if (!s) goto db;
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, seq);
     char **names = NULL;
     size_t n = 0;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -455,14 +508,16 @@ int hr_sq_redeliver(hr_store_t *st, const char *event_id, const char *trigger, i
     }
     sqlite3_reset(s);
     if (r != SQLITE_DONE) rc = hr_sq_fail(st, err, "finding the event's triggers");
+    int64_t now = hr_wall_us();
     for (size_t i = 0; i < n && !rc; i++)
-        rc = queue_event(st, names[i], seq, event_id, err);
+        rc = queue_event(st, names[i], seq, event_id, now, err);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
     if (!rc && n == 0)
         rc = hr_err_set(err, HR_ENOTFOUND,
-                        "no trigger has attempted or queued event %s: name the trigger", event_id);
+                        "no trigger has attempted or queued event %s yet: name one with --trigger",
+                        event_id);
     if (rc) goto fail;
     *queued = (int)n;
     return hr_sq_commit(st, err);
@@ -499,34 +554,32 @@ int hr_sq_replay(hr_store_t *st, const char *trigger, const hr_replay_range_t *r
         hr_sq_rollback(st);
         return rc;
     }
-    hr_buf_t sql = HR_BUF_INIT;
-    int np = 0;
-    hr_buf_puts(&sql, "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq >= ?1 AND l.seq <= ?2"
-                      " AND l.at >= ?3 AND l.at < ?4 AND ");
-    hr_sq_filter_sql(&def, 5, &sql, &np);
-    hr_buf_puts(&sql, " ORDER BY l.seq");
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql.data, -1, &s, NULL) != SQLITE_OK) {
-        rc = hr_sq_fail(st, err, "preparing the replay");
-        goto out;
+    /* ?1 trigger, ?2..?5 the range; events after the cursor are left to the reader. */
+    sqlite3_stmt *s =
+        filtered(st, &def,
+                 "SELECT l.seq, l.id FROM herald_log l WHERE l.seq >= ?2"
+                 " AND l.seq <= ?3 AND l.at >= ?4 AND l.at < ?5 AND NOT coalesce("
+                 "l.seq > (SELECT last_seq FROM herald_cursors WHERE trigger = ?1), 0)"
+                 " AND ",
+                 6, " ORDER BY l.seq", err);
+    if (!s) rc = HR_EDB;
+    if (!rc) {
+        sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, range && range->from_seq > 0 ? range->from_seq : 0);
+        sqlite3_bind_int64(s, 3, range && range->to_seq > 0 ? range->to_seq : INT64_MAX);
+        sqlite3_bind_text(s, 4, from, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 5, to, -1, SQLITE_TRANSIENT);
+        int64_t now = hr_wall_us();
+        int r;
+        while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+            /* One microsecond apart: the delayed queue is read by due time, in log order. */
+            rc = queue_event(st, trigger, sqlite3_column_int64(s, 0), col_text(s, 1),
+                             now + 1 + *queued, err);
+            if (!rc) (*queued)++;
+        }
+        if (!rc && r != SQLITE_DONE) rc = hr_sq_fail(st, err, "reading the log");
     }
-    sqlite3_bind_int64(s, 1, range && range->from_seq > 0 ? range->from_seq : 0);
-    sqlite3_bind_int64(s, 2, range && range->to_seq > 0 ? range->to_seq : INT64_MAX);
-    sqlite3_bind_text(s, 3, from, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 4, to, -1, SQLITE_TRANSIENT);
-    hr_sq_filter_bind(s, &def, 5);
-    int r;
-    while ((r = sqlite3_step(s)) == SQLITE_ROW && !rc) {
-        hr_event_t ev;
-        row_event(s, &def, &ev);
-        if (!hr_event_matches(&def, &ev)) continue; /* e.g. the column filter */
-        rc = queue_event(st, trigger, ev.seq, ev.id, err);
-        if (!rc) (*queued)++;
-    }
-    if (!rc && r != SQLITE_DONE) rc = hr_sq_fail(st, err, "reading the log");
-out:
     sqlite3_finalize(s);
-    hr_buf_free(&sql);
     hr_trigger_def_clear(&def);
     if (rc) {
         *queued = 0;
@@ -539,250 +592,143 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* Reports                                                                                    */
 
-/* Runs a query made of a fixed part, t's filter and a tail; binds ?1 = i1 then the filter. */
-static sqlite3_stmt *filtered(hr_store_t *st, const hr_trigger_def_t *t, const char *head,
-                              const char *tail, int64_t i1, hr_err_t *err)
-{
-    hr_buf_t sql = HR_BUF_INIT;
-    int np = 0;
-    hr_buf_puts(&sql, head);
-    hr_sq_filter_sql(t, 2, &sql, &np);
-    hr_buf_puts(&sql, tail);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql.data, -1, &s, NULL) != SQLITE_OK) {
-        hr_sq_fail(st, err, "preparing a report");
-        sqlite3_finalize(s);
-        s = NULL;
-    } else {
-        sqlite3_bind_int64(s, 1, i1);
-        hr_sq_filter_bind(s, t, 2);
-    }
-    hr_buf_free(&sql);
-    return s;
-}
-
 static int status_one(hr_store_t *st, const hr_trigger_def_t *t, int64_t now, json_t *arr,
                       hr_err_t *err)
 {
-    int64_t cursor = 0;
-    int rc = cursor_of(st, t->name, &cursor, err);
-    if (rc) return rc;
-    if (cursor == INT64_MAX) cursor = 0;
-    json_int_t backlog = 0, delayed = 0, dead = 0;
-    char *oldest = NULL, *last_delivery = NULL;
     sqlite3_stmt *s =
-        filtered(st, t, "SELECT count(*), min(l.at) FROM herald_log l WHERE l.seq > ?1 AND ", "",
-                 cursor, err);
+        filtered(st, t,
+                 "SELECT (SELECT count(*) FROM herald_delayed WHERE trigger = ?1 AND dead = 0),"
+                 " (SELECT count(*) FROM herald_delayed WHERE trigger = ?1 AND dead = 1),"
+                 " (SELECT x.at FROM herald_attempts x WHERE x.trigger = ?1"
+                 "  AND x.status BETWEEN 200 AND 299 ORDER BY x.id DESC LIMIT 1),"
+                 " count(*), min(l.at) FROM herald_log l"
+                 " WHERE l.seq > (SELECT last_seq FROM herald_cursors WHERE trigger = ?1) AND ",
+                 2, "", err);
     if (!s) return HR_EDB;
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
+    int rc = 0;
     if (sqlite3_step(s) == SQLITE_ROW) {
-        backlog = sqlite3_column_int64(s, 0);
-        oldest = col_text(s, 1) ? hr_xstrdup(col_text(s, 1)) : NULL;
+        json_t *o = json_object();
+        json_object_set_new(o, "trigger", json_string(t->name));
+        json_object_set_new(o, "backlog", json_integer(sqlite3_column_int64(s, 3)));
+        json_object_set_new(o, "delayed", json_integer(sqlite3_column_int64(s, 0)));
+        json_object_set_new(o, "dead", json_integer(sqlite3_column_int64(s, 1)));
+        json_object_set_new(o, "last_delivery_at", text_or_null(s, 2));
+        int64_t at = 0;
+        const char *oldest = col_text(s, 4);
+        json_object_set_new(o, "lag_seconds",
+                            oldest && hr_sq_parse_time(oldest, &at) == 0
+                                ? json_real((double)llround((double)(now - at) / 1000) / 1000)
+                                : json_null());
+        json_array_append_new(arr, o);
     } else {
-        rc = hr_sq_fail(st, err, "counting the backlog");
+        rc = hr_sq_fail(st, err, "computing the status");
     }
     sqlite3_finalize(s);
-    if (rc) return rc;
-    s = hr_sq_stmt(st,
-                   "SELECT coalesce(sum(d.dead = 0), 0), coalesce(sum(d.dead = 1), 0),"
-                   " min(CASE WHEN d.dead = 0 THEN l.at END), (SELECT max(at) FROM herald_attempts"
-                   " WHERE trigger = ?1 AND status BETWEEN 200 AND 299)"
-                   " FROM herald_delayed d LEFT JOIN herald_log l ON l.seq = d.seq"
-                   " WHERE d.trigger = ?1",
-                   err);
-    if (!s) {
-        free(oldest);
-        return HR_EDB;
-    }
-    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        delayed = sqlite3_column_int64(s, 0);
-        dead = sqlite3_column_int64(s, 1);
-        const char *o = col_text(s, 2);
-        if (o && (!oldest || strcmp(o, oldest) < 0)) {
-            free(oldest);
-            oldest = hr_xstrdup(o);
-        }
-        last_delivery = col_text(s, 3) ? hr_xstrdup(col_text(s, 3)) : NULL;
-    } else {
-        rc = hr_sq_fail(st, err, "counting retries");
-    }
-    sqlite3_reset(s);
-    int64_t at = 0;
-    json_t *lag = json_null();
-    if (oldest && hr_sq_parse_time(oldest, &at) == 0) {
-        json_decref(lag);
-        lag = json_real(now > at ? (double)(now - at) / 1e6 : 0.0);
-    }
-    if (!rc)
-        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:o, s:o}", "trigger", t->name,
-                                             "backlog", backlog, "delayed", delayed, "dead", dead,
-                                             "last_delivery_at", text_or_null(last_delivery),
-                                             "lag_seconds", lag));
-    else
-        json_decref(lag);
-    free(oldest);
-    free(last_delivery);
     return rc;
 }
 
 int hr_sq_status(hr_store_t *st, json_t **out, hr_err_t *err)
 {
-    int yes = 0, rc = installed(st, &yes, err);
+    int rc = hr_sq_require_schema(st, err);
     if (rc) return rc;
     json_t *arr = json_array();
-    if (yes) {
-        hr_trigger_def_t *defs = NULL;
-        size_t n = 0;
-        int64_t now = hr_wall_us();
-        if ((rc = hr_sq_exec(st, "BEGIN", err, "starting a read")) == 0) {
-            rc = hr_sq_load_defs(st, &defs, &n, err);
-            for (size_t i = 0; i < n && !rc; i++)
-                rc = status_one(st, &defs[i], now, arr, err);
-            sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-        }
-        hr_sq_free_defs(defs, n);
+    hr_trigger_def_t *defs = NULL;
+    size_t n = 0;
+    int64_t now = hr_wall_us();
+    /* One snapshot for the whole report. */
+    if ((rc = hr_sq_exec(st, "BEGIN", err, "starting a read")) == 0) {
+        rc = hr_sq_load_defs(st, &defs, &n, err);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = status_one(st, &defs[i], now, arr, err);
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     }
+    hr_sq_free_defs(defs, n);
     if (rc) {
         json_decref(arr);
         return rc;
     }
     *out = arr;
     return 0;
-}
-
-/* The events of one trigger, newest first, per q (see the table at the top). */
-static int events_of_trigger(hr_store_t *st, const hr_event_query_t *q, json_t *arr, hr_err_t *err)
-{
-    hr_trigger_def_t def;
-    int rc = load_def(st, q->trigger, &def, err);
-    if (rc) return rc;
-    int64_t cursor = 0;
-    if ((rc = cursor_of(st, def.name, &cursor, err))) {
-        hr_trigger_def_clear(&def);
-        return rc;
-    }
-    hr_buf_t sql = HR_BUF_INIT, tail = HR_BUF_INIT;
-    int np = 0;
-    /* ?1 is the trigger's name throughout. */
-    hr_buf_puts(&sql, "SELECT " EVENT_COLS " FROM herald_log l WHERE ");
-    if (q->dead_only) {
-        hr_buf_puts(&sql,
-                    "l.seq IN (SELECT seq FROM herald_delayed WHERE trigger = ?1 AND dead = 1)");
-    } else {
-        hr_buf_puts(&sql, "((");
-        hr_sq_filter_sql(&def, 2, &sql, &np);
-        hr_buf_printf(&sql, ")%s OR l.seq IN (SELECT seq FROM herald_delayed WHERE trigger = ?1%s)",
-                      q->pending_only ? " AND l.seq > ?4" : "",
-                      q->pending_only ? " AND dead = 0" : "");
-        if (!q->pending_only)
-            hr_buf_puts(&sql,
-                        " OR l.id IN (SELECT event_id FROM herald_attempts WHERE trigger = ?1)");
-        hr_buf_puts(&sql, ")");
-    }
-    hr_buf_puts(&sql, " ORDER BY l.seq DESC");
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql.data, -1, &s, NULL) != SQLITE_OK) {
-        rc = hr_sq_fail(st, err, "preparing the event list");
-        goto out;
-    }
-    sqlite3_bind_text(s, 1, def.name, -1, SQLITE_TRANSIENT);
-    if (!q->dead_only) hr_sq_filter_bind(s, &def, 2);
-    if (q->pending_only) sqlite3_bind_int64(s, 4, cursor);
-    int limit = q->limit > 0 ? q->limit : DEFAULT_LIMIT, skip = q->offset > 0 ? q->offset : 0;
-    int r;
-    while ((int)json_array_size(arr) < limit && (r = sqlite3_step(s)) == SQLITE_ROW) {
-        hr_event_t ev;
-        row_event(s, &def, &ev);
-        json_t *d = NULL;
-        if ((rc = delivery_json(st, def.name, ev.seq, ev.id, cursor, &d, err))) break;
-        if (!d) continue;
-        const char *state = json_string_value(json_object_get(d, "state"));
-        int keep = 1;
-        /* An event not yet attempted after the cursor: only if the column filter lets it through.
-         */
-        if (strcmp(state, "pending") == 0 &&
-            json_integer_value(json_object_get(d, "attempts")) == 0 && ev.seq > cursor &&
-            strcmp(ev.op, "MANUAL") != 0 && !hr_event_matches(&def, &ev))
-            keep = 0;
-        if (q->pending_only && strcmp(state, "pending") != 0 && strcmp(state, "retrying") != 0)
-            keep = 0;
-        if (keep && skip > 0) {
-            skip--;
-            keep = 0;
-        }
-        if (!keep) {
-            json_decref(d);
-            continue;
-        }
-        json_t *e = event_json(s, 0);
-        json_object_set_new(e, "deliveries", json_pack("[o]", d));
-        json_array_append_new(arr, e);
-    }
-out:
-    sqlite3_finalize(s);
-    hr_buf_free(&sql);
-    hr_buf_free(&tail);
-    hr_trigger_def_clear(&def);
-    return rc;
 }
 
 int hr_sq_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err_t *err)
 {
+    int rc = hr_sq_require_schema(st, err);
+    if (rc) return rc;
     if (q->pending_only && !q->trigger)
         return hr_err_set(err, HR_EINVAL, "listing pending events needs a trigger");
-    int yes = 0, rc = installed(st, &yes, err);
-    if (rc) return rc;
-    if (!yes && q->trigger) return hr_err_set(err, HR_ENOTFOUND, "no trigger named %s", q->trigger);
-    json_t *arr = json_array();
-    if (!yes) {
-        *out = arr;
-        return 0;
-    }
-    if ((rc = hr_sq_exec(st, "BEGIN", err, "starting a read"))) {
-        json_decref(arr);
-        return rc;
-    }
+    hr_trigger_def_t def;
+    int have_def = 0;
+    sqlite3_stmt *s = NULL;
+    char tail[160];
+    snprintf(tail, sizeof tail, " ORDER BY l.seq DESC LIMIT %d OFFSET %d",
+             q->limit > 0 ? q->limit : DEFAULT_LIMIT, q->offset > 0 ? q->offset : 0);
+    if ((rc = hr_sq_exec(st, "BEGIN", err, "starting a read"))) return rc;
     if (q->trigger) {
-        rc = events_of_trigger(st, q, arr, err);
+        if ((rc = load_def(st, q->trigger, &def, err))) goto out;
+        have_def = 1;
+        /* The trigger's events: those it attempted or queued, and those after its cursor that
+         * it will read (events before its start are not its own). */
+        hr_buf_t t2 = HR_BUF_INIT;
+        hr_buf_puts(&t2, "))");
+        if (q->dead_only) hr_buf_puts(&t2, " AND d.dead = 1");
+        if (q->pending_only)
+            hr_buf_puts(&t2, " AND coalesce(d.dead, 0) = 0 AND (d.seq IS NOT NULL OR " OK_AT
+                             " IS NULL)");
+        hr_buf_puts(&t2, tail);
+        s = filtered(st, &def,
+                     "SELECT " EVENT_COLS ", " DELIVERY_COLS " FROM herald_log l"
+                     " LEFT JOIN herald_delayed d ON d.trigger = ?1 AND d.seq = l.seq"
+                     " WHERE (d.seq IS NOT NULL OR EXISTS (SELECT 1 FROM herald_attempts x"
+                     " WHERE x.event_id = l.id AND x.trigger = ?1) OR (l.seq > (SELECT last_seq"
+                     " FROM herald_cursors WHERE trigger = ?1) AND ",
+                     2, t2.data, err);
+        hr_buf_free(&t2);
+        if (s) sqlite3_bind_text(s, 1, q->trigger, -1, SQLITE_TRANSIENT);
     } else {
-        sqlite3_stmt *s =
-            q->dead_only
-                ? hr_sq_stmt(st,
-                             "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq IN (SELECT seq"
-                             " FROM herald_delayed WHERE dead = 1) ORDER BY l.seq DESC"
-                             " LIMIT ?1 OFFSET ?2",
-                             err)
-                : hr_sq_stmt(st,
-                             "SELECT " EVENT_COLS " FROM herald_log l ORDER BY l.seq DESC"
-                             " LIMIT ?1 OFFSET ?2",
-                             err);
-        if (!s) {
-            rc = HR_EDB;
-        } else {
-            sqlite3_bind_int(s, 1, q->limit > 0 ? q->limit : DEFAULT_LIMIT);
-            sqlite3_bind_int(s, 2, q->offset > 0 ? q->offset : 0);
-            int r;
-            while ((r = sqlite3_step(s)) == SQLITE_ROW)
-                json_array_append_new(arr, event_json(s, 0));
-            if (r != SQLITE_DONE) rc = hr_sq_fail(st, err, "listing events");
-            sqlite3_reset(s);
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT " EVENT_COLS " FROM herald_log l%s%s",
+                 q->dead_only ? " WHERE l.seq IN (SELECT seq FROM herald_delayed WHERE dead = 1)"
+                              : "",
+                 tail);
+        if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+            hr_sq_fail(st, err, "listing events");
+            sqlite3_finalize(s);
+            s = NULL;
         }
     }
-    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-    if (rc) {
-        json_decref(arr);
-        return rc;
+    if (!s) {
+        rc = HR_EDB;
+        goto out;
     }
-    *out = arr;
-    return 0;
+    json_t *arr = json_array();
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *e = event_json(s, 0);
+        if (q->trigger)
+            json_object_set_new(e, "deliveries",
+                                json_pack("[o]", delivery_json(q->trigger, s, NEVENT_COLS)));
+        json_array_append_new(arr, e);
+    }
+    if (r != SQLITE_DONE) {
+        rc = hr_sq_fail(st, err, "listing events");
+        json_decref(arr);
+    } else {
+        *out = arr;
+    }
+out:
+    sqlite3_finalize(s);
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (have_def) hr_trigger_def_clear(&def);
+    return rc;
 }
 
 int hr_sq_event(hr_store_t *st, const char *event_id, int attempts_limit, int attempts_offset,
                 json_t **out, hr_err_t *err)
 {
-    int yes = 0, rc = installed(st, &yes, err);
+    int rc = hr_sq_require_schema(st, err);
     if (rc) return rc;
-    if (!yes) return hr_err_set(err, HR_ENOTFOUND, "no event with id %s", event_id);
     if ((rc = hr_sq_exec(st, "BEGIN", err, "starting a read"))) return rc;
     json_t *e = NULL, *deliveries = json_array(), *attempts = json_array();
     sqlite3_stmt *s =
@@ -793,44 +739,52 @@ int hr_sq_event(hr_store_t *st, const char *event_id, int attempts_limit, int at
     }
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(s);
-    int64_t seq = 0;
-    if (r == SQLITE_ROW) {
-        e = event_json(s, 0);
-        seq = sqlite3_column_int64(s, 0);
-    }
+    if (r == SQLITE_ROW) e = event_json(s, 0);
     sqlite3_reset(s);
     if (r == SQLITE_DONE)
-        rc = hr_err_set(err, HR_ENOTFOUND, "no event with id %s", event_id);
+        rc = hr_err_set(err, HR_ENOTFOUND, "event %s not found", event_id);
     else if (r != SQLITE_ROW)
         rc = hr_sq_fail(st, err, "reading the event");
     if (rc) goto out;
-    s = hr_sq_stmt(st,
-                   "SELECT trigger FROM herald_attempts WHERE event_id = ?1 UNION"
-                   " SELECT trigger FROM herald_delayed WHERE event_id = ?1 ORDER BY 1",
-                   err);
-    if (!s) {
+    /* A delivery for every trigger that has attempts or a delayed row for the event. */
+    sqlite3_stmt *names = hr_sq_stmt(st,
+                                     "SELECT trigger FROM herald_attempts WHERE event_id = ?1"
+                                     " UNION SELECT trigger FROM herald_delayed WHERE event_id = ?1"
+                                     " ORDER BY 1",
+                                     err);
+    if (!names) {
         rc = HR_EDB;
         goto out;
     }
-    sqlite3_bind_text(s, 1, event_id, -1, SQLITE_TRANSIENT);
-    char **names = NULL;
+    sqlite3_bind_text(names, 1, event_id, -1, SQLITE_TRANSIENT);
+    char **v = NULL;
     size_t n = 0;
-    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-        names = hr_xrealloc(names, (n + 1) * sizeof *names);
-        names[n++] = hr_xstrdup(col_text(s, 0));
+    while ((r = sqlite3_step(names)) == SQLITE_ROW) {
+        v = hr_xrealloc(v, (n + 1) * sizeof *v);
+        v[n++] = hr_xstrdup(col_text(names, 0));
     }
-    sqlite3_reset(s);
+    sqlite3_reset(names);
     if (r != SQLITE_DONE) rc = hr_sq_fail(st, err, "reading deliveries");
     for (size_t i = 0; i < n && !rc; i++) {
-        int64_t cursor = 0;
-        json_t *d = NULL;
-        rc = cursor_of(st, names[i], &cursor, err);
-        if (!rc) rc = delivery_json(st, names[i], seq, event_id, cursor, &d, err);
-        if (d) json_array_append_new(deliveries, d);
+        s = hr_sq_stmt(st,
+                       "SELECT " DELIVERY_COLS " FROM herald_log l LEFT JOIN herald_delayed d"
+                       " ON d.trigger = ?1 AND d.seq = l.seq WHERE l.id = ?2",
+                       err);
+        if (!s) {
+            rc = HR_EDB;
+            break;
+        }
+        sqlite3_bind_text(s, 1, v[i], -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, event_id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            json_array_append_new(deliveries, delivery_json(v[i], s, 0));
+        else
+            rc = hr_sq_fail(st, err, "reading a delivery");
+        sqlite3_reset(s);
     }
     for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        free(v[i]);
+    free(v);
     if (rc) goto out;
     s = hr_sq_stmt(st,
                    "SELECT " ATTEMPT_COLS " FROM herald_attempts WHERE event_id = ?1"
@@ -864,28 +818,23 @@ out:
 int hr_sq_attempts(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
                    hr_err_t *err)
 {
-    int yes = 0, rc = installed(st, &yes, err);
+    int rc = hr_sq_require_schema(st, err);
     if (rc) return rc;
+    sqlite3_stmt *s =
+        hr_sq_stmt(st,
+                   "SELECT " ATTEMPT_COLS " FROM herald_attempts WHERE"
+                   " (?1 IS NULL OR trigger = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+                   err);
+    if (!s) return HR_EDB;
+    if (trigger) sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : DEFAULT_LIMIT);
+    sqlite3_bind_int(s, 3, offset > 0 ? offset : 0);
     json_t *arr = json_array();
-    if (yes) {
-        sqlite3_stmt *s = hr_sq_stmt(st,
-                                     "SELECT " ATTEMPT_COLS " FROM herald_attempts WHERE"
-                                     " (?1 IS NULL OR trigger = ?1) ORDER BY id DESC"
-                                     " LIMIT ?2 OFFSET ?3",
-                                     err);
-        if (!s) {
-            json_decref(arr);
-            return HR_EDB;
-        }
-        if (trigger) sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(s, 2, limit > 0 ? limit : DEFAULT_LIMIT);
-        sqlite3_bind_int(s, 3, offset > 0 ? offset : 0);
-        int r;
-        while ((r = sqlite3_step(s)) == SQLITE_ROW)
-            json_array_append_new(arr, attempt_json(s));
-        if (r != SQLITE_DONE) rc = hr_sq_fail(st, err, "listing attempts");
-        sqlite3_reset(s);
-    }
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(arr, attempt_json(s));
+    if (r != SQLITE_DONE) rc = hr_sq_fail(st, err, "listing attempts");
+    sqlite3_reset(s);
     if (rc) {
         json_decref(arr);
         return rc;

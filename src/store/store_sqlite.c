@@ -619,7 +619,7 @@ int hr_sq_validate_def(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err)
         size_t n = which ? t->npayload : t->ncolumns;
         for (size_t k = 0; k < n; k++) {
             sqlite3_stmt *s = hr_sq_stmt(st,
-                                         "SELECT 1 FROM pragma_table_xinfo(?1) WHERE name = ?2"
+                                         "SELECT name FROM pragma_table_xinfo(?1) WHERE name = ?2"
                                          " COLLATE NOCASE AND hidden <> 1",
                                          err);
             if (!s) {
@@ -629,12 +629,21 @@ int hr_sq_validate_def(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err)
             sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(s, 2, cols[k], -1, SQLITE_TRANSIENT);
             int r = sqlite3_step(s);
+            char *spelt = r == SQLITE_ROW ? col_dup(s, 0) : NULL;
             sqlite3_reset(s);
-            if (r != SQLITE_ROW) {
+            if (!spelt) {
                 hr_err_append(err, HR_ECONFIG, "trigger %s: %s: column %s does not exist in %s",
                               t->name, which ? "payload" : "columns", cols[k], t->table);
                 bad = 1;
+            } else if (strcmp(spelt, cols[k]) != 0) {
+                /* The row's JSON keys are spelt as the table declares them. */
+                hr_err_append(err, HR_ECONFIG,
+                              "trigger %s: %s: column %s is spelt %s in %s (name columns "
+                              "exactly as the table does)",
+                              t->name, which ? "payload" : "columns", cols[k], spelt, t->table);
+                bad = 1;
             }
+            free(spelt);
         }
     }
     free(name);
@@ -665,18 +674,30 @@ int hr_sq_create_cursor(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err
 
 void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *nparams)
 {
-    if (t->table) {
-        /* Capture writes the source as SQLite spells the table; names are case-insensitive. */
-        hr_buf_printf(sql, "l.source = ?%d COLLATE NOCASE AND instr(?%d, ',' || l.op || ',') > 0",
-                      first, first + 1);
-    } else {
-        hr_buf_printf(sql,
-                      "l.op = 'EMIT' AND (l.source IN (SELECT value FROM json_each(?%d))"
-                      " OR EXISTS (SELECT 1 FROM json_each(?%d) p"
-                      " WHERE substr(l.source, 1, length(p.value)) = p.value))",
-                      first, first + 1);
-    }
     *nparams = 2;
+    if (!t->table) {
+        hr_buf_printf(sql,
+                      "(l.op = 'EMIT' AND (l.source IN (SELECT value FROM json_each(?%d))"
+                      " OR EXISTS (SELECT 1 FROM json_each(?%d) p"
+                      " WHERE substr(l.source, 1, length(p.value)) = p.value)))",
+                      first, first + 1);
+        return;
+    }
+    /* Capture writes the source as SQLite spells the table; names are case-insensitive. */
+    hr_buf_printf(sql, "(l.source = ?%d COLLATE NOCASE AND instr(?%d, ',' || l.op || ',') > 0",
+                  first, first + 1);
+    if (t->ncolumns) {
+        /* An UPDATE counts when a listed column differs: json_quote keeps JSON types apart
+         * (1 and "1"), and a column present on one side only differs. */
+        hr_buf_printf(sql,
+                      " AND (l.op <> 'UPDATE' OR EXISTS (SELECT 1 FROM json_each(?%d) k WHERE"
+                      " (SELECT json_quote(o.value) FROM json_each(l.old) o WHERE o.key = k.value)"
+                      " IS NOT (SELECT json_quote(n.value) FROM json_each(l.new) n"
+                      " WHERE n.key = k.value)))",
+                      first + 2);
+        *nparams = 3;
+    }
+    hr_buf_putc(sql, ')');
 }
 
 void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first)
@@ -709,6 +730,15 @@ void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first)
     }
     sqlite3_bind_text(s, first, a.data, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, first + 1, b.data, -1, SQLITE_TRANSIENT);
+    /* The dispatcher's reader applies the column filter itself (hr_event_matches). */
+    if (t->table && t->ncolumns && first + 2 <= sqlite3_bind_parameter_count(s)) {
+        json_t *cols = json_array();
+        for (size_t i = 0; i < t->ncolumns; i++)
+            json_array_append_new(cols, json_string(t->columns[i]));
+        char *c = json_dumps(cols, JSON_COMPACT);
+        sqlite3_bind_text(s, first + 2, c, -1, free);
+        json_decref(cols);
+    }
     hr_buf_free(&a);
     hr_buf_free(&b);
 }
