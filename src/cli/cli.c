@@ -11,6 +11,9 @@
 #include "core/err.h"
 #include "store/store.h"
 
+/* herald sink (sink.c): a local webhook receiver; argv[0] is "sink". */
+int hr_cli_sink(int argc, char **argv);
+
 static const char usage[] =
     "usage: herald <command> [options]\n"
     "\n"
@@ -19,6 +22,7 @@ static const char usage[] =
     "  apply [-c] FILE     install or update herald's schema, capture and triggers in the\n"
     "                      database (idempotent; prints what changed)\n"
     "  serve [-c FILE]     capture and deliver events until SIGTERM or SIGINT\n"
+    "  sink [--listen A]   a local webhook receiver for development and tests (sink --help)\n"
     "  version             print the version\n"
     "  help                print this help\n"
     "\n"
@@ -135,6 +139,7 @@ int hr_cli_main(int argc, char **argv)
         return HR_EXIT_OK;
     }
     if (hr_cli_is_ops_command(cmd)) return hr_cli_ops(argc, argv);
+    if (strcmp(cmd, "sink") == 0) return hr_cli_sink(argc - 1, argv + 1);
     int is_check = strcmp(cmd, "check") == 0, is_apply = strcmp(cmd, "apply") == 0;
     int is_serve = strcmp(cmd, "serve") == 0;
     if (!is_check && !is_apply && !is_serve) {
