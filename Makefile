@@ -2,7 +2,6 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
-CONFIG     ?= examples/herald.yaml
 
 .PHONY: all deps build build-asan unit e2e-deps e2e test run bench format clean
 
@@ -33,16 +32,10 @@ e2e: build-asan e2e-deps
 
 test: unit e2e
 
-# Runs herald on the example configuration. Until the embedded SQLite default lands, this needs
-# a PostgreSQL database in HERALD_DATABASE_URL.
+# The quickstart: herald on the embedded SQLite default (examples/quickstart/herald.db) with a
+# local receiver printing each delivery; Ctrl-C stops both. See scripts/run-quickstart.sh.
 run: build
-	@if [ -z "$$HERALD_DATABASE_URL" ]; then \
-	  echo "make run: herald needs a PostgreSQL database for now (the embedded SQLite default is coming)."; \
-	  echo "          HERALD_DATABASE_URL=postgres://user@127.0.0.1:5432/db make run"; \
-	  exit 2; \
-	fi
-	@$(BUILD)/herald apply -c $(CONFIG)
-	@exec $(BUILD)/herald serve -c $(CONFIG)
+	@HERALD_BIN=$(CURDIR)/$(BUILD)/herald bash scripts/run-quickstart.sh
 
 bench: build
 	@bash bench/e2e.sh

@@ -4,13 +4,16 @@
 // default, and an idle herald that costs nothing. The backend-independent cases (payloads,
 // rollback, retries, kill -9, …) run on SQLite in the other suites.
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   BACKENDS, e2eTest, freshDb, logRows, receiverTracked, serveTracked, sqliteDirectory, stack, useCluster,
   waitSettled,
 } from '../lib/fixture.js';
-import { run, serve, writeConfig } from '../lib/herald.js';
+import { HERALD_BIN, run, serve, writeConfig } from '../lib/herald.js';
+import { freePort } from '../lib/pg.js';
 import { sqliteDb, startWriter } from '../lib/sqlite.js';
 import { waitUntil } from '../lib/util.js';
 
@@ -263,4 +266,58 @@ sqliteTest('sqlite: an idle herald uses almost no CPU', async (t) => {
   // And it still wakes up.
   await s.db.query('INSERT INTO items (k) VALUES (2)');
   await waitUntil(() => distinctK(s.receiver.requests).has(2), { message: 'the next row delivered' });
+});
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Runs scripts/run-quickstart.sh (what `make run` runs) without a terminal, on a copy of the
+ * example whose webhooks point at port. Output (stdout and stderr) accumulates in .out. */
+function quickstart(dir, port) {
+  const child = spawn('bash', [path.join(REPO, 'scripts/run-quickstart.sh')], {
+    cwd: REPO,
+    env: { ...process.env, CI: 'true', HERALD_BIN, QUICKSTART_DIR: dir, SINK_LISTEN: `127.0.0.1:${port}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const q = { child, out: '' };
+  child.stdout.on('data', (d) => (q.out += d));
+  child.stderr.on('data', (d) => (q.out += d));
+  q.exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  q.waitFor = (re, message) => waitUntil(() => re.test(q.out), { timeoutMs: 30000, message: `${message}; output:\n${q.out}` });
+  return q;
+}
+
+sqliteTest("sqlite: make run's command without a terminal: the banner's insert is delivered and printed; Ctrl-C stops everything; a second run lists the events", async () => {
+  const dir = fs.mkdtempSync(path.join(sqliteDirectory(), 'quickstart-'));
+  for (const f of ['herald.yaml', 'schema.sql']) fs.copyFileSync(path.join(REPO, 'examples/quickstart', f), path.join(dir, f));
+  const port = await freePort();
+  const yaml = path.join(dir, 'herald.yaml');
+  fs.writeFileSync(yaml, fs.readFileSync(yaml, 'utf8').replaceAll('127.0.0.1:9000', `127.0.0.1:${port}`));
+
+  const first = quickstart(dir, port);
+  try {
+    await first.waitFor(/Ctrl-C stops herald/, 'the first screen');
+    // Type what the first screen says to type.
+    const insert = first.out.split('\n').map((l) => l.trim()).find((l) => l.startsWith('sqlite3 ') && l.includes('INSERT INTO orders'));
+    assert.ok(insert, `the first screen shows an INSERT to type:\n${first.out}`);
+    const typed = spawnSync('bash', ['-c', insert], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(typed.status, 0, typed.stderr);
+    await first.waitFor(/status=200 event=\S+ trigger=orders op=INSERT attempt=1/, 'the delivery printed by herald sink');
+  } finally {
+    first.child.kill('SIGINT'); // what Ctrl-C sends (the script's children run in their own groups)
+  }
+  assert.deepEqual(await first.exited, { code: 0, signal: null }, first.out);
+  assert.match(first.out, /msg=stopped/, 'herald serve stopped cleanly');
+  const lock = spawnSync('flock', ['-n', path.join(dir, 'herald.db-herald.lock'), 'true']);
+  assert.equal(lock.status, 0, 'no herald serve is left holding the database');
+  const id = /status=200 event=(\S+) trigger=orders/.exec(first.out)[1];
+
+  const second = quickstart(dir, port);
+  try {
+    await second.waitFor(/Ctrl-C stops herald/, 'the first screen of the second run');
+    assert.match(second.out, /Events of earlier runs/);
+    assert.ok(second.out.includes(id), `the second run lists event ${id}:\n${second.out}`);
+  } finally {
+    second.child.kill('SIGTERM');
+  }
+  assert.equal((await second.exited).code, 0, second.out);
 });
