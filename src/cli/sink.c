@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -42,7 +43,7 @@ static const char sink_usage[] =
     "\n"
     "A local webhook receiver: prints one line per request and answers 200, or fails on demand.\n"
     "  --listen HOST:PORT  address to listen on (default 127.0.0.1:9000; port 0 picks one)\n"
-    "  --status CODE       failure status (default 503); alone, every request gets it\n"
+    "  --status CODE       failure status (200-599, default 503); alone, every request gets it\n"
     "  --fail-rate F       fraction of requests (0 to 1, random) answered with the failure status\n"
     "  --delay DURATION    answer every request after DURATION (250ms, 2s, ...)\n"
     "  --secret SECRET     verify Standard Webhooks signatures; answer 401 to bad ones\n"
@@ -82,11 +83,15 @@ typedef struct delayed {
 
 /* ---- options -------------------------------------------------------------------------------- */
 
-static int usage_error(const char *fmt, const char *a, const char *b)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
-    fprintf(stderr, "herald sink: ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n(herald sink --help for usage)\n");
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("herald sink: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(herald sink --help for usage)\n", stderr);
+    va_end(ap);
     return HR_EXIT_USAGE;
 }
 
@@ -129,10 +134,9 @@ static int parse_args(sink_t *s, int argc, char **argv)
             if (!missing) {
                 char *end;
                 long st = strtol(v, &end, 10);
-                if (!*v || *end || st < 100 || st > 599)
-                    return usage_error("--status: expected an HTTP status from 100 to 599, got "
-                                       "'%s'%s",
-                                       v, "");
+                if (!*v || *end || st < 200 || st > 599)
+                    return usage_error(
+                        "--status: expected an HTTP status from 200 to 599, got '%s'", v);
                 s->fail_status = (int)st;
                 s->status_given = 1;
             }
@@ -143,28 +147,26 @@ static int parse_args(sink_t *s, int argc, char **argv)
                 errno = 0;
                 double r = strtod(v, &end);
                 if (!*v || *end || errno || !(r >= 0 && r <= 1))
-                    return usage_error("--fail-rate: expected a number from 0 to 1, got '%s'%s", v,
-                                       "");
+                    return usage_error("--fail-rate: expected a number from 0 to 1, got '%s'", v);
                 s->fail_rate = r;
             }
         } else if (is_opt(a, "--delay")) {
             v = opt_value(argc, argv, &i, "--delay", &missing);
             if (!missing && hr_duration_parse(v, &s->delay_ms) != 0)
-                return usage_error("--delay: expected a duration (250ms, 2s, 1m), got '%s'%s", v,
-                                   "");
+                return usage_error("--delay: expected a duration (250ms, 2s, 1m), got '%s'", v);
         } else if (is_opt(a, "--secret")) {
             v = opt_value(argc, argv, &i, "--secret", &missing);
             if (!missing) {
                 char sig[SIG_CAP];
                 hr_err_t err = {0};
                 if (hr_sign_webhook(v, "probe", 0, "", 0, sig, sizeof sig, &err) != 0)
-                    return usage_error("--secret: %s%s", err.msg, "");
+                    return usage_error("--secret: %s", err.msg);
                 s->secret = v;
             }
         } else {
-            return usage_error("unknown argument '%s'%s", a, "");
+            return usage_error("unknown argument '%s'", a);
         }
-        if (missing) return usage_error("%s needs a value%s", a, "");
+        if (missing) return usage_error("%s needs a value", a);
     }
     return 0;
 }

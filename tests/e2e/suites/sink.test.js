@@ -225,7 +225,7 @@ describe('flags and signals', () => {
     const cases = [
       [['--fail-rate', '2'], /--fail-rate: expected a number from 0 to 1, got '2'/],
       [['--fail-rate', 'half'], /--fail-rate: .*'half'/],
-      [['--status', 'abc'], /--status: expected an HTTP status from 100 to 599, got 'abc'/],
+      [['--status', 'abc'], /--status: expected an HTTP status from 200 to 599, got 'abc'/],
       [['--status', '42'], /--status: .*'42'/],
       [['--delay', 'soon'], /--delay: expected a duration .*'soon'/],
       [['--secret', 'not base64!'], /--secret: .*base64/],
