@@ -946,24 +946,41 @@ static void on_page(void *ud, int rc, PGresult *res, const char *msg)
     op_free(c);
 }
 
+/* The key the range's index scan starts after: (last_xid, last_seq), raised to (xmin(lo), 0)
+ * when it lies below the range. Without that, a new range (last = 0, 0) makes PostgreSQL start
+ * the scan at the very beginning of the (xid, seq) index and filter its way forward: every poll
+ * would cost more as the log grows. */
+static void scan_start(const char *lo, const char *last_xid, const char *last_seq, char *xid_out,
+                       size_t xid_cap, const char **seq_out)
+{
+    unsigned long long xmin = strtoull(lo, NULL, 10); /* "xmin:xmax:xip,…" */
+    unsigned long long last = strtoull(last_xid, NULL, 10);
+    if (last >= xmin) {
+        snprintf(xid_out, xid_cap, "%s", last_xid);
+        *seq_out = last_seq;
+    } else {
+        snprintf(xid_out, xid_cap, "%llu", xmin);
+        *seq_out = "0";
+    }
+}
+
 static int send_read(op_ctx_t *c)
 {
     hr_buf_t p6 = HR_BUF_INIT, p7 = HR_BUF_INIT;
     hr_pg_filter_params(c->t, &p6, &p7);
-    char limit[24];
+    char limit[24], xid[32];
     snprintf(limit, sizeof limit, "%zu", c->limit);
     const char *params[7];
     if (c->advance) {
         params[0] = c->cursor[1]; /* lo := hi */
         params[1] = NULL;         /* hi := pg_current_snapshot() */
-        params[2] = "0";
-        params[3] = "0";
+        scan_start(c->cursor[1], "0", "0", xid, sizeof xid, &params[3]);
     } else {
         params[0] = c->cursor[0];
         params[1] = c->cursor[1];
-        params[2] = c->cursor[2];
-        params[3] = c->cursor[3];
+        scan_start(c->cursor[0], c->cursor[2], c->cursor[3], xid, sizeof xid, &params[3]);
     }
+    params[2] = xid;
     params[4] = limit;
     params[5] = p6.data;
     params[6] = p7.data;
