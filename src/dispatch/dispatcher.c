@@ -667,6 +667,14 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
     return 0;
 }
 
+void hr_dispatcher_poke(hr_dispatcher_t *d)
+{
+    if (!d || d->stopping) return;
+    for (trig_t *tr = d->trigs; tr; tr = tr->next) tr->retry_due_us = 0;
+    d->activity = 1;
+    uv_timer_start(&d->tick, on_tick, 0, 0);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     hr_dispatcher_t *d = h->data;

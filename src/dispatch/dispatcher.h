@@ -22,6 +22,9 @@ typedef struct hr_dispatch_opts {
 int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *store,
                        const hr_trigger_def_t *defs, size_t ndefs, const hr_dispatch_opts_t *opts,
                        hr_dispatcher_t **out, hr_err_t *err);
+/* Asks every trigger to look at its delayed queue and the log now rather than at its next poll
+ * (after invoke, redeliver or replay made something due). Cheap; safe to call any time. */
+void hr_dispatcher_poke(hr_dispatcher_t *d);
 /* Graceful stop: no new reads; pages in flight finish and settle within grace_ms, after which
  * outstanding requests are cancelled (their events are delivered again on the next start).
  * Closes the loop handles, frees d, then calls done(ud). The store is not closed. */

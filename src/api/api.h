@@ -1,0 +1,37 @@
+/* api.h: what the HTTP API's modules share (health and metrics, the metadata API, later GraphQL).
+ *
+ * All handlers run on the dispatcher's loop. The store's synchronous operations block the loop
+ * for the duration of one short transaction; that is accepted for the metadata API, whose calls
+ * are rare, and never used on a delivery path. */
+#ifndef HR_API_H
+#define HR_API_H
+
+#include <jansson.h>
+
+#include "api/server.h"
+#include "dispatch/dispatcher.h"
+#include "store/store.h"
+
+typedef struct hr_api_ctx {
+    uv_loop_t *loop;
+    const hr_store_ops_t *ops;
+    hr_store_t *store;
+    hr_dispatcher_t *dispatcher; /* may be NULL (tests); poke it after queueing work */
+    const char *admin_secret;    /* NULL: no secret (then herald listens on loopback only) */
+} hr_api_ctx_t;
+
+/* 1 when req carries the admin secret in x-herald-admin-secret (or x-hasura-admin-secret),
+ * compared in constant time; always 1 when no secret is configured. */
+int hr_api_authorized(const hr_api_ctx_t *ctx, hr_request_t *req);
+/* Sends body as compact JSON with Content-Type application/json; takes the reference. */
+void hr_api_send_json(hr_request_t *req, int status, json_t *body);
+/* Sends Hasura's error envelope {"code","error","path"} (path "$" when NULL). */
+void hr_api_send_error(hr_request_t *req, int status, const char *code, const char *error,
+                       const char *path);
+
+/* Registers POST /v1/metadata. */
+int hr_metadata_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
+/* Registers GET /healthz, /readyz and /metrics. */
+int hr_ops_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
+
+#endif
