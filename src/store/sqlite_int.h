@@ -39,8 +39,9 @@ struct hr_store {
     uv_loop_t *loop;  /* NULL for CLI stores */
     uv_timer_t defer; /* reports completed operations on the next loop iteration */
     hr_sq_done_t *done_head, *done_tail;
-    int lock_fd;          /* serve's lock beside the database; -1 when not held */
-    sqlite3_stmt **stmts; /* prepared statements, cached by the address of their SQL text */
+    int lock_fd;            /* serve's lock beside the database; -1 when not held */
+    uint64_t busy_since_us; /* when the current wait for a lock began (busy handler) */
+    sqlite3_stmt **stmts;   /* prepared statements, cached by the address of their SQL text */
     const char **stmt_sql;
     size_t nstmts;
     /* Idle shortcuts: PRAGMA data_version changes when another connection commits; local_gen

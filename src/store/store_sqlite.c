@@ -401,6 +401,21 @@ static int take_lock(hr_store_t *st, hr_err_t *err)
 
 static void on_defer(uv_timer_t *t);
 
+/* herald's busy handler: like busy_timeout, but retrying every 100 µs to 1 ms instead of
+ * SQLite's 1, 2, 5 … 100 ms, so that herald's short transactions are not starved by a busy
+ * application's writers (each of them backing off the same way). Gives up after
+ * BUSY_TIMEOUT_MS. */
+static int on_busy(void *ud, int count)
+{
+    hr_store_t *st = ud;
+    uint64_t now = hr_mono_us();
+    if (count == 0) st->busy_since_us = now;
+    if (now - st->busy_since_us >= (uint64_t)BUSY_TIMEOUT_MS * 1000) return 0;
+    struct timespec ts = {0, (count < 20 ? 100 : count < 100 ? 300 : 1000) * 1000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static int sq_open(const char *url, uv_loop_t *loop, hr_store_t **out, hr_err_t *err)
 {
     hr_store_t *st = hr_xcalloc(1, sizeof *st);
@@ -422,7 +437,7 @@ static int sq_open(const char *url, uv_loop_t *loop, hr_store_t **out, hr_err_t 
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(st->db, on_busy, st);
     /* WAL is a property of the file: set once, the application's connections use it too. */
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
