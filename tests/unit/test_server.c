@@ -722,6 +722,41 @@ static void test_slow_clients(void **state)
     fx_stop(fx);
 }
 
+static void on_any(hr_request_t *req, void *ud)
+{
+    char body[512];
+    const char *flag = hr_request_query_param(req, "flag");
+    int n = snprintf(body, sizeof body, "%s %s flag=%s missing=%s", hr_request_method(req),
+                     hr_request_path(req), flag ? (*flag ? flag : "(empty)") : "(absent)",
+                     hr_request_query_param(req, "missing") ? "yes" : "no");
+    hr_response_send(req, 202, "text/plain", body, (size_t)n);
+}
+
+static void client_fallback(fx_t *fx)
+{
+    resp_t r;
+    simple(fx, "DELETE", "/any/where?flag", NULL, 0, NULL, &r);
+    CHECK_EQ(r.status, 202);
+    CHECK_STR(r.body.data, "DELETE /any/where flag=(empty) missing=no");
+    resp_free(&r);
+    simple(fx, NULL, "/hello?flag=x", "body", 4, NULL, &r); /* POST to a GET route */
+    CHECK_EQ(r.status, 202);
+    CHECK_STR(r.body.data, "POST /hello flag=x missing=no");
+    resp_free(&r);
+    simple(fx, NULL, "/hello", NULL, 0, NULL, &r); /* routes still win */
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+}
+
+/* With a fallback handler, unrouted requests reach it instead of 404/405. */
+static void test_fallback(void **state)
+{
+    fx_t *fx = fx_start(NULL);
+    hr_server_fallback(fx->srv, on_any, fx);
+    fx_client(fx, client_fallback);
+    fx_stop(fx);
+}
+
 /* ---- closing with requests in flight; init errors ------------------------------------------ */
 
 static void *hold_client(void *arg)
@@ -813,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_slow_clients),
         cmocka_unit_test(test_close_with_pending),
+        cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_init_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
