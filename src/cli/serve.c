@@ -41,6 +41,13 @@ static void on_dispatcher_closed(void *ud)
     s->ops->close(s->store, on_store_closed, s);
 }
 
+/* The store saw the database change (SQLite: another process wrote the file): read now. */
+static void on_store_wakeup(void *ud)
+{
+    server_t *s = ud;
+    hr_dispatcher_wake(s->dispatcher);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     server_t *s = h->data;
@@ -49,6 +56,7 @@ static void on_signal(uv_signal_t *h, int signum)
         exit(HR_EXIT_FAILURE);
     }
     hr_log(HR_LOG_INFO, "msg=\"signal received\" signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (s->ops->set_wakeup) s->ops->set_wakeup(s->store, NULL, NULL);
     hr_dispatcher_close(s->dispatcher, s->grace_ms, on_dispatcher_closed, s);
 }
 
@@ -122,6 +130,7 @@ int hr_cli_serve(const char *config_path)
     s.sigterm.data = s.sigint.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
+    if (s.ops->set_wakeup) s.ops->set_wakeup(s.store, on_store_wakeup, &s);
     hr_log(HR_LOG_INFO, "msg=ready version=%s backend=%s triggers=%zu", HERALD_VERSION, s.ops->name,
            ndefs);
     uv_run(&s.loop, UV_RUN_DEFAULT);

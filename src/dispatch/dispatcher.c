@@ -27,7 +27,8 @@
  *   4. While stopping, no page is read; pages in flight finish within the grace period.
  *
  * Waking up: one timer polls idle triggers, every poll_min while events keep coming and backing
- * off to poll_max when idle. A page that was full is followed by the next read at once. */
+ * off to poll_max when idle. A page that was full is followed by the next read at once. A store
+ * that can tell when the database changed (SQLite's WAL watch) calls hr_dispatcher_wake. */
 #include "dispatch/dispatcher.h"
 
 #include <inttypes.h>
@@ -673,6 +674,13 @@ void hr_dispatcher_poke(hr_dispatcher_t *d)
     for (trig_t *tr = d->trigs; tr; tr = tr->next) tr->retry_due_us = 0;
     d->activity = 1;
     uv_timer_start(&d->tick, on_tick, 0, 0);
+}
+
+void hr_dispatcher_wake(hr_dispatcher_t *d)
+{
+    if (!d || d->stopping) return;
+    d->activity = 1;
+    if (uv_timer_get_due_in(&d->tick) > 0) uv_timer_start(&d->tick, on_tick, 0, 0);
 }
 
 static void on_handle_closed(uv_handle_t *h)

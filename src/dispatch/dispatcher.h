@@ -25,6 +25,9 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
 /* Asks every trigger to look at its delayed queue and the log now rather than at its next poll
  * (after invoke, redeliver or replay made something due). Cheap; safe to call any time. */
 void hr_dispatcher_poke(hr_dispatcher_t *d);
+/* New events may be in the log (a hint, e.g. the database file changed): read now instead of at
+ * the next poll, and poll at the fastest rate again. Cheaper than poke: retries wait their turn. */
+void hr_dispatcher_wake(hr_dispatcher_t *d);
 /* Graceful stop: no new reads; pages in flight finish and settle within grace_ms, after which
  * outstanding requests are cancelled (their events are delivered again on the next start).
  * Closes the loop handles, frees d, then calls done(ud). The store is not closed. */

@@ -41,7 +41,15 @@ struct hr_store {
     hr_sq_done_t *done_head, *done_tail;
     int lock_fd;            /* serve's lock beside the database; -1 when not held */
     uint64_t busy_since_us; /* when the current wait for a lock began (busy handler) */
-    sqlite3_stmt **stmts;   /* prepared statements, cached by the address of their SQL text */
+    /* Wake-ups (set_wakeup): a watch on the -wal file, coalesced by a 1 ms timer. */
+    uv_fs_event_t wal_watch;
+    int watching;
+    uv_timer_t wake_timer;
+    int wake_pending;
+    int64_t wake_dv; /* data_version at the last wake-up */
+    void (*wake_cb)(void *ud);
+    void *wake_ud;
+    sqlite3_stmt **stmts; /* prepared statements, cached by the address of their SQL text */
     const char **stmt_sql;
     size_t nstmts;
     /* Idle shortcuts: PRAGMA data_version changes when another connection commits; local_gen

@@ -164,6 +164,11 @@ typedef struct hr_store_ops {
     int (*attempts)(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
                     hr_err_t *err);
 
+    /* Optional (NULL when the backend has none): cb(ud) runs on the loop when the database may
+     * hold new events (SQLite: another process wrote the file), so that the reader need not
+     * wait for its next poll. A hint only: reads still poll. cb NULL stops it. */
+    void (*set_wakeup)(hr_store_t *st, void (*cb)(void *ud), void *ud);
+
     /* Number of times the async connection was re-established. */
     uint64_t (*reconnects)(hr_store_t *st);
     /* Cancels pending async work (callbacks run with HR_ECANCELED), closes loop handles, frees st;
