@@ -11,6 +11,7 @@
 #      minus the row's commit time (track_commit_timestamp is on for this), and of receipt time
 #      minus t_us (clock_timestamp() when the row was inserted, as the receiver sees it);
 #   4. herald's peak RSS (VmHWM) and its CPU (and PostgreSQL's) over IDLE_S idle seconds;
+#   5. the same on SQLite (bench/sqlite.sh, once PostgreSQL is stopped; SQLITE=0 skips it);
 # and prints a markdown table (also written to $OUT when set). See docs/benchmarks.md.
 #
 # Environment: N (100000), CLIENTS (8), RATE (1000), LAT_S (15), IDLE_S (10), OUT,
@@ -356,6 +357,14 @@ ms3() { echo "$(kv lat_p50_ms "$1") / $(kv lat_p99_ms "$1") / $(kv lat_max_ms "$
   echo "| redeliveries / failed attempts / errors logged | $DUPS / $FAILED_ATTEMPTS / $ERRORS |"
   echo "| machine busy before the run / while herald idled (of which the rest of this PostgreSQL: autovacuum, ...) | $BG_PCT % / $BUSY4 % ($PGREST4 %) of $(nproc) cores |"
 } >"$DIR/table.md"
+
+# --- 5. the SQLite rows, with PostgreSQL and its herald stopped --------------------------------
+if [ "${SQLITE:-1}" != 0 ]; then
+  stop_herald
+  as_pg "$PG_BIN/pg_ctl" stop -D "$DIR/pg" -m fast -w -t 30 >/dev/null && PG_STARTED=0
+  N=$N CLIENTS=$CLIENTS RATE=$RATE LAT_S=$LAT_S IDLE_S=$IDLE_S HERALD=$HERALD RECEIVER=$DIR/receiver \
+    bash "$ROOT/bench/sqlite.sh" >>"$DIR/table.md" || FAILED=1
+fi
 
 echo
 cat "$DIR/table.md"
