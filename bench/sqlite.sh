@@ -4,7 +4,7 @@
 # table; it also runs alone and prints them).
 #
 # The same phases as bench/e2e.sh, with bench/sqlite_writer.c in the place of pgbench (CLIENTS
-# separate processes, each its own connection, synchronous=FULL and a 5 s busy timeout, as an
+# separate processes, each its own connection, synchronous=FULL and a 60 s busy timeout, as an
 # application), herald on sqlite:bench.db and bench/receiver.c:
 #   1. live throughput: N single-row transactions while herald delivers; events/s = rows /
 #      (last receipt - earliest row's t_us); the writers' commit rate; commit -> receipt latency;

@@ -11,7 +11,9 @@
  *       its COMMIT returned) to DIR/commits.<n>, for commit -> receipt latency.
  *
  * Connections use SQLite's defaults for an application in WAL mode: synchronous=FULL (every
- * commit is flushed, as PostgreSQL's synchronous_commit=on) and a 5 s busy timeout. Prints
+ * commit is flushed, as PostgreSQL's synchronous_commit=on) and a 60 s busy timeout: eight
+ * processes writing at full speed can starve one another of SQLite's write lock for more than
+ * the usual 5 s (measured here without herald running at all). Prints
  * "rows=… seconds=… tps=… busy_errors=…" and exits 1 if any statement failed (SQLITE_BUSY
  * included: herald must never cause one).
  *
@@ -51,7 +53,7 @@ static sqlite3 *open_db(const char *path)
         fprintf(stderr, "sqlite_writer: %s: %s\n", path, db ? sqlite3_errmsg(db) : "no memory");
         exit(1);
     }
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_timeout(db, 60000);
     return db;
 }
 

@@ -107,13 +107,14 @@ export function sqliteDb(file) {
 
 /**
  * An application process writing to file while herald runs: one `sqlite3` shell fed statements
- * on its stdin, each an autocommit transaction unless the text says otherwise. It sets a 5 s
- * busy timeout (as an application sharing a file with another process should) and WAL's usual
- * synchronous=NORMAL. end() closes stdin and resolves with { code, stderr } once it exits; an
+ * on its stdin, each an autocommit transaction unless the text says otherwise. It sets a busy
+ * timeout (as an application sharing a file with another process should; 20 s, because writers
+ * at full speed on a loaded machine can starve one another for longer than the usual 5 s) and
+ * WAL's usual synchronous=NORMAL. end() closes stdin and resolves with { code, stderr } once it exits; an
  * SQLITE_BUSY ("database is locked") or any other error shows in stderr.
  */
 export function startWriter(file) {
-  const child = spawn(SQLITE_BIN, ['-cmd', '.timeout 5000', file], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = spawn(SQLITE_BIN, ['-cmd', '.timeout 20000', file], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
