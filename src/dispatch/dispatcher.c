@@ -28,7 +28,12 @@
  *
  * Waking up: one timer polls idle triggers, every poll_min while events keep coming and backing
  * off to poll_max when idle. A page that was full is followed by the next read at once. A store
- * that can tell when the database changed (SQLite's WAL watch) calls hr_dispatcher_wake. */
+ * that can tell when the database changed (SQLite's WAL watch) calls hr_dispatcher_wake.
+ *
+ * Statistics (hr_dispatcher_stats): each trigger counts the events it read and the outcome of
+ * every attempt (record), and fills two fixed-bucket histograms, the duration of each HTTP
+ * attempt (on_response) and the lag from an event's created_at to its 2xx (record); nothing is
+ * allocated for them on the delivery path. */
 #include "dispatch/dispatcher.h"
 
 #include <inttypes.h>
@@ -86,6 +91,7 @@ struct trig {
     int inflight;
     int removed;        /* its definition was deleted: free when idle */
     hr_trigger_def_t *pending_def; /* a changed definition, applied when idle */
+    hr_trigger_stats_t stats;
     trig_t *next;
 };
 
@@ -116,6 +122,58 @@ struct hr_dispatcher {
 static void pump(trig_t *tr);
 static void start_reads(hr_dispatcher_t *d);
 static void maybe_finish(hr_dispatcher_t *d);
+
+/* Upper bounds of the histograms, in seconds. */
+const double hr_stats_duration_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                           0.5,   1,    2.5,   5,    10,  30};
+const size_t hr_stats_duration_nbounds =
+    sizeof hr_stats_duration_bounds / sizeof hr_stats_duration_bounds[0];
+const double hr_stats_lag_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                      2.5,   5,    10,    30,   60,  300,  900, 3600};
+const size_t hr_stats_lag_nbounds = sizeof hr_stats_lag_bounds / sizeof hr_stats_lag_bounds[0];
+_Static_assert(sizeof hr_stats_duration_bounds / sizeof(double) <= HR_HIST_MAX_BOUNDS &&
+                   sizeof hr_stats_lag_bounds / sizeof(double) <= HR_HIST_MAX_BOUNDS,
+               "too many histogram bounds");
+
+static void observe(hr_histogram_t *h, const double *bounds, size_t n, double v)
+{
+    size_t i = 0;
+    while (i < n && v > bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* Unix seconds of an RFC 3339 UTC time as the stores print it ("2026-11-23T12:00:00.123456Z");
+ * -1 when it is not in that form. */
+static double created_at_seconds(const char *s)
+{
+    int f[6], lens[6] = {4, 2, 2, 2, 2, 2};
+    const char seps[6] = {'-', '-', 'T', ':', ':', '\0'};
+    const char *p = s;
+    if (!p) return -1;
+    for (int k = 0; k < 6; k++) {
+        f[k] = 0;
+        for (int j = 0; j < lens[k]; j++, p++) {
+            if (*p < '0' || *p > '9') return -1;
+            f[k] = f[k] * 10 + (*p - '0');
+        }
+        if (seps[k] && *p++ != seps[k]) return -1;
+    }
+    double frac = 0, scale = 0.1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    if (*p != 'Z') return -1;
+    struct tm tm = {.tm_year = f[0] - 1900,
+                    .tm_mon = f[1] - 1,
+                    .tm_mday = f[2],
+                    .tm_hour = f[3],
+                    .tm_min = f[4],
+                    .tm_sec = f[5]};
+    return (double)timegm(&tm) + frac;
+}
 
 static uint64_t next_rand(hr_dispatcher_t *d)
 {
@@ -257,6 +315,10 @@ static void record(batch_t *b, size_t i, int attempts_before, long status, uint6
     a->response = response ? hr_xstrdup(response) : NULL;
     a->settled = status >= 200 && status < 300 && !error;
     if (a->settled) {
+        double at = created_at_seconds(ev->created_at), lag = (double)hr_wall_us() / 1e6 - at;
+        tr->stats.success++;
+        if (at >= 0)
+            observe(&tr->stats.lag, hr_stats_lag_bounds, hr_stats_lag_nbounds, lag > 0 ? lag : 0);
         hr_log(HR_LOG_DEBUG, "trigger=%s event=%s msg=delivered status=%ld attempt=%d",
                tr->def.name, ev->id, status, a->attempt);
         return;
@@ -264,6 +326,7 @@ static void record(batch_t *b, size_t i, int attempts_before, long status, uint6
     a->error = error ? hr_xstrdup(error) : hr_xasprintf("HTTP status %ld", status);
     if (attempts_before >= tr->def.retry.max_retries) {
         a->dead = 1;
+        tr->stats.dead++;
         hr_log(HR_LOG_WARN, "trigger=%s event=%s msg=dead attempts=%d error=\"%s\"", tr->def.name,
                ev->id, a->attempt, a->error);
         return;
@@ -273,6 +336,7 @@ static void record(batch_t *b, size_t i, int attempts_before, long status, uint6
         hr_retry_after_parse(retry_after, (int64_t)time(NULL), &ra) != 0)
         ra = -1;
     a->delay_ms = hr_backoff_delay_ms(&tr->def.retry, a->attempt, next_rand(tr->d), ra);
+    tr->stats.failure++;
     hr_log(HR_LOG_INFO, "trigger=%s event=%s msg=\"attempt failed\" attempt=%d error=\"%s\" "
            "retry_in_ms=%" PRIu64, tr->def.name, ev->id, a->attempt, a->error, a->delay_ms);
 }
@@ -289,6 +353,8 @@ static void on_response(void *ud, const hr_http_res_t *res)
         free(f);
         return;
     }
+    observe(&tr->stats.duration, hr_stats_duration_bounds, hr_stats_duration_nbounds,
+            (double)res->latency_us / 1e6);
     char err[300];
     const char *e = NULL;
     if (res->error) {
@@ -432,6 +498,7 @@ static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg)
         return;
     }
     d->activity = 1;
+    tr->stats.events_read += page->nevents;
     tr->log_phase = DELIVERING;
     tr->log = batch_new(tr, page, 0);
     deliver_page(tr, tr->log);
@@ -681,6 +748,12 @@ void hr_dispatcher_wake(hr_dispatcher_t *d)
     if (!d || d->stopping) return;
     d->activity = 1;
     if (uv_timer_get_due_in(&d->tick) > 0) uv_timer_start(&d->tick, on_tick, 0, 0);
+}
+
+void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, void *ud)
+{
+    for (const trig_t *tr = d->trigs; tr; tr = tr->next)
+        if (!tr->removed) fn(ud, tr->def.name, &tr->stats, tr->inflight);
 }
 
 static void on_handle_closed(uv_handle_t *h)

@@ -18,6 +18,35 @@ typedef struct hr_dispatch_opts {
     uint64_t defs_check_ms;   /* how often stored definitions are checked for changes; 1 s */
 } hr_dispatch_opts_t;
 
+/* A histogram with fixed upper bounds (Prometheus' "le"), filled without allocation. */
+#define HR_HIST_MAX_BOUNDS 16
+typedef struct hr_histogram {
+    uint64_t counts[HR_HIST_MAX_BOUNDS + 1]; /* per bucket, not cumulative; [nbounds] is +Inf */
+    uint64_t count;                          /* observations */
+    double sum;                              /* sum of the observed values */
+} hr_histogram_t;
+
+/* Upper bounds in seconds of the two histograms below, ascending. */
+extern const double hr_stats_duration_bounds[];
+extern const size_t hr_stats_duration_nbounds;
+extern const double hr_stats_lag_bounds[];
+extern const size_t hr_stats_lag_nbounds;
+
+/* What one trigger did since it started running in this process (counters start at 0 when herald
+ * starts and when a trigger is made again under the same name). */
+typedef struct hr_trigger_stats {
+    uint64_t events_read; /* events of the log pages read for the trigger (table/op filter) */
+    uint64_t success;     /* attempts answered with a 2xx */
+    uint64_t failure;     /* failed attempts followed by a retry */
+    uint64_t dead;        /* failed attempts after which the event is dead */
+    /* Seconds of each HTTP attempt, from its submission to the response or the error: */
+    hr_histogram_t duration;
+    hr_histogram_t lag; /* seconds from the event's created_at to its 2xx */
+} hr_trigger_stats_t;
+
+typedef void (*hr_dispatcher_stats_fn)(void *ud, const char *trigger, const hr_trigger_stats_t *st,
+                                       int in_flight);
+
 /* Starts delivering. The store must have been opened on loop. defs are copied. */
 int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *store,
                        const hr_trigger_def_t *defs, size_t ndefs, const hr_dispatch_opts_t *opts,
@@ -28,6 +57,9 @@ void hr_dispatcher_poke(hr_dispatcher_t *d);
 /* New events may be in the log (a hint, e.g. the database file changed): read now instead of at
  * the next poll, and poll at the fastest rate again. Cheaper than poke: retries wait their turn. */
 void hr_dispatcher_wake(hr_dispatcher_t *d);
+/* Calls fn once per running trigger, in no particular order, with its name, its statistics and
+ * its requests in flight now; everything passed is borrowed for the call only. */
+void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, void *ud);
 /* Graceful stop: no new reads; pages in flight finish and settle within grace_ms, after which
  * outstanding requests are cancelled (their events are delivered again on the next start).
  * Closes the loop handles, frees d, then calls done(ud). The store is not closed. */
