@@ -111,6 +111,11 @@ typedef struct hr_store_ops {
     /* A number that changes whenever the stored definitions change (async, on the loop). */
     int (*defs_version)(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud);
 
+    /* Optional (NULL when the backend has none): checks, without blocking the loop, that the
+     * database answers and herald's schema is at this binary's version. cb(ud, 0, NULL) when it
+     * is; else HR_EDB (unreachable, a failed query) or HR_ESCHEMA with the reason in errmsg. */
+    int (*ping)(hr_store_t *st, hr_store_done_cb cb, void *ud);
+
     /* --- asynchronous, for the dispatcher --- */
     /* Reads up to limit events of trigger t after cursor (NULL: the stored cursor). */
     int (*read_page)(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor, size_t limit,

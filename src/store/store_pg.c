@@ -821,6 +821,39 @@ static int pg_defs_version(hr_store_t *st, void (*cb)(void *, int, int64_t), voi
                            NULL, on_version, c);
 }
 
+static void on_ping(void *ud, int rc, PGresult *res, const char *msg)
+{
+    op_ctx_t *c = ud;
+    char why[160];
+    if (!rc) {
+        int v = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? atoi(PQgetvalue(res, 0, 0)) : 0;
+        if (v != hr_pg_schema_version) {
+            rc = HR_ESCHEMA;
+            snprintf(why, sizeof why, "herald's schema is at version %d, this herald needs %d", v,
+                     hr_pg_schema_version);
+            msg = why;
+        }
+    }
+    if (res) PQclear(res);
+    c->done_cb(c->ud, rc, msg);
+    op_free(c);
+}
+
+/* One query on the async connection: it fails when the database is unreachable (the connection
+ * then re-establishes itself) or herald.meta is missing. */
+static int pg_ping(hr_store_t *st, hr_store_done_cb cb, void *ud)
+{
+    if (!st->async) return HR_EINVAL;
+    op_ctx_t *c = hr_xcalloc(1, sizeof *c);
+    c->done_cb = cb;
+    c->ud = ud;
+    int rc =
+        hr_pgconn_query(st->async, "SELECT value FROM herald.meta WHERE key = 'schema_version'", 0,
+                        NULL, on_ping, c);
+    if (rc) op_free(c);
+    return rc;
+}
+
 /* The filter of a trigger's reads: table triggers match their source and operations; event
  * triggers match emitted types exactly or by prefix. Appends SQL using $6 and $7. */
 void hr_pg_filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
@@ -1177,6 +1210,7 @@ const hr_store_ops_t hr_store_pg_ops = {
     .apply = pg_apply,
     .load_triggers = pg_load_triggers,
     .defs_version = pg_defs_version,
+    .ping = pg_ping,
     .read_page = pg_read_page,
     .read_due = pg_read_due,
     .settle = pg_settle,

@@ -1284,6 +1284,18 @@ static int sq_settle(hr_store_t *st, const char *trigger, const char *cursor_aft
     return 0;
 }
 
+/* SQLite answers at once; the answer is reported through the loop like the other async ops. */
+static int sq_ping(hr_store_t *st, hr_store_done_cb cb, void *ud)
+{
+    if (!st->loop) return HR_EINVAL;
+    hr_err_t err = {0};
+    int rc = hr_sq_require_schema(st, &err);
+    hr_sq_done_t *d = done_new(DONE_SETTLE, ud, rc, err.msg);
+    d->done_cb = cb;
+    defer(st, d);
+    return 0;
+}
+
 static int sq_defs_version(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud)
 {
     if (!st->loop) return HR_EINVAL;
@@ -1365,6 +1377,7 @@ const hr_store_ops_t hr_store_sqlite_ops = {
     .apply = sq_apply,
     .load_triggers = sq_load_triggers,
     .defs_version = sq_defs_version,
+    .ping = sq_ping,
     .read_page = sq_read_page,
     .read_due = sq_read_due,
     .settle = sq_settle,
