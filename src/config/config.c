@@ -65,8 +65,24 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                      .check = hr_cfg_check_listen,
                      .env = "HERALD_LISTEN",
                      .type_doc = "host:port",
-                     .doc = "Address of the HTTP API; an IPv6 host goes in brackets: "
-                            "`[::1]:8080`."},
+                     .doc = "Address of the HTTP API (health, metrics, metadata; see "
+                            "[api.md](api.md)); an IPv6 host goes in brackets: `[::1]:8080`. "
+                            "Port 0 picks a free port (logged at start as `listen=`); `off` runs "
+                            "no HTTP server. Without an admin secret herald refuses any address "
+                            "but a loopback one (127.0.0.0/8, `[::1]`, `localhost`)."},
+    [HR_K_ADMIN_SECRET] = {.section = HR_SEC_TOP,
+                           .name = "admin_secret",
+                           .type = HR_KT_STRING,
+                           .off = TOP(admin_secret),
+                           .check = hr_cfg_check_admin_secret,
+                           .flags = HR_KF_SECRET,
+                           .env = "HERALD_ADMIN_SECRET",
+                           .doc = "Secret that requests to `/v1/metadata` and `/metrics` must "
+                                  "carry in the header `x-herald-admin-secret` (or "
+                                  "`x-hasura-admin-secret`; `/metrics` also takes "
+                                  "`Authorization: Bearer`). Absent: no secret is asked, and "
+                                  "herald listens on loopback addresses only. Prefer the "
+                                  "variable to writing the secret in the file."},
     [HR_K_LOG_LEVEL] = {.section = HR_SEC_TOP,
                         .name = "log_level",
                         .type = HR_KT_ENUM,

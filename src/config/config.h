@@ -3,7 +3,7 @@
  * One key table in config.c drives parsing, defaults, validation and docs/config.md. Errors read
  * "file:line: key: message", one line per problem (key paths like triggers[0].retry.interval).
  * Unknown keys are errors. Environment overrides (HERALD_DATABASE_URL, HERALD_LISTEN,
- * HERALD_LOG_LEVEL) are applied by hr_config_load after the file is read. */
+ * HERALD_ADMIN_SECRET, HERALD_LOG_LEVEL) are applied by hr_config_load after the file is read. */
 #ifndef HR_CONFIG_H
 #define HR_CONFIG_H
 
@@ -57,7 +57,8 @@ typedef struct hr_config {
     char *path;       /* the file read, for messages */
     char *database;   /* connection URL (postgres://… or sqlite:PATH) as written; NULL if unset */
     int database_from_env; /* database came from HERALD_DATABASE_URL */
-    char *listen;     /* host:port; default 127.0.0.1:8080 */
+    char *listen;          /* host:port (port 0: any free port) or "off"; default 127.0.0.1:8080 */
+    char *admin_secret;    /* key admin_secret or HERALD_ADMIN_SECRET; NULL = none */
     hr_log_level_t log_level; /* default info */
     uint64_t shutdown_grace_ms; /* key shutdown_grace; default 10s */
     hr_trigger_def_t *triggers;

@@ -192,19 +192,35 @@ int hr_cfg_check_column(const char *s, char *why, size_t n)
 
 int hr_cfg_check_listen(const char *s, char *why, size_t n)
 {
+    if (strcasecmp(s, "off") == 0) return 0; /* no HTTP server */
     const char *colon = strrchr(s, ':'), *host_end = colon;
     int ok = colon && colon > s && colon[1] && strlen(colon + 1) <= 5 && !has_control(s);
     for (const char *p = colon ? colon + 1 : s; ok && *p; p++)
         ok = isdigit((unsigned char)*p);
-    if (ok) ok = atoi(colon + 1) >= 1 && atoi(colon + 1) <= 65535;
+    if (ok) ok = atoi(colon + 1) <= 65535; /* 0: any free port */
     /* An IPv6 host is bracketed: [::1]:8080. */
     if (ok && s[0] == '[') ok = host_end[-1] == ']' && host_end - s > 2;
     if (ok && s[0] != '[') ok = memchr(s, ':', (size_t)(colon - s)) == NULL;
     if (ok) return 0;
     char shown[96];
-    snprintf(why, n, "invalid listen address %s (expected host:port, e.g. 127.0.0.1:8080)",
+    snprintf(why, n, "invalid listen address %s (expected host:port, e.g. 127.0.0.1:8080, or off)",
              hr_cfg_show(s, shown, sizeof shown));
     return -1;
+}
+
+int hr_cfg_check_admin_secret(const char *s, char *why, size_t n)
+{
+    size_t len = strlen(s);
+    /* Never quoted back: messages must not repeat a secret. A header value loses its outer
+     * spaces on the way, so a secret with them could never match. */
+    if (len == 0 || has_control(s) || isspace((unsigned char)s[0]) ||
+        isspace((unsigned char)s[len - 1])) {
+        snprintf(why, n,
+                 "invalid admin secret (must be non-empty, without control characters "
+                 "or leading and trailing spaces)");
+        return -1;
+    }
+    return 0;
 }
 
 int hr_cfg_check_database(const char *s, char *why, size_t n)

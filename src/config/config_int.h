@@ -23,6 +23,7 @@ enum { HR_SEC_TOP = 0, HR_SEC_TRIGGER, HR_SEC_RETRY, HR_SEC_COUNT };
 enum {
     HR_K_DATABASE = 0,
     HR_K_LISTEN,
+    HR_K_ADMIN_SECRET,
     HR_K_LOG_LEVEL,
     HR_K_SHUTDOWN_GRACE,
     HR_K_TRIGGERS,
@@ -162,6 +163,7 @@ int hr_cfg_check_secret(const char *s, char *why, size_t n);
 int hr_cfg_check_event(const char *s, char *why, size_t n);
 int hr_cfg_check_column(const char *s, char *why, size_t n);
 int hr_cfg_check_listen(const char *s, char *why, size_t n);
+int hr_cfg_check_admin_secret(const char *s, char *why, size_t n);
 int hr_cfg_check_database(const char *s, char *why, size_t n);
 int hr_cfg_check_header_name(const char *s, char *why, size_t n);
 int hr_cfg_check_header_value(const char *s, char *why, size_t n);

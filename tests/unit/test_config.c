@@ -112,6 +112,7 @@ static void test_defaults(void **state)
                                 "    secret: ~\n");
     assert_null(cfg->database);
     assert_string_equal(cfg->listen, "127.0.0.1:8080");
+    assert_null(cfg->admin_secret);
     assert_int_equal(cfg->log_level, HR_LOG_INFO);
     assert_int_equal(cfg->shutdown_grace_ms, 10000);
     assert_int_equal(cfg->ntriggers, 1);
@@ -210,8 +211,8 @@ static const struct {
 } error_cases[] = {
     /* Unknown keys, at each level. */
     {"colour: red\n",
-     "herald.yaml:1: colour: unknown key (expected one of: database, listen, log_level, "
-     "shutdown_grace, triggers)"},
+     "herald.yaml:1: colour: unknown key (expected one of: database, listen, admin_secret, "
+     "log_level, shutdown_grace, triggers)"},
     {T0 EV WH "    colour: red\n",
      "herald.yaml:5: triggers[0].colour: unknown key (expected one of: name, table, operations, "
      "columns, payload, events, webhook, headers, retry, secret, start, concurrency)"},
@@ -302,7 +303,16 @@ static const struct {
      "error)"},
     {"listen: localhost\n",
      "herald.yaml:1: listen: invalid listen address \"localhost\" (expected host:port, e.g. "
-     "127.0.0.1:8080)"},
+     "127.0.0.1:8080, or off)"},
+    {"listen: 127.0.0.1:65536\n",
+     "herald.yaml:1: listen: invalid listen address \"127.0.0.1:65536\" (expected host:port, "
+     "e.g. 127.0.0.1:8080, or off)"},
+    {"admin_secret: \" hunter2\"\n",
+     "herald.yaml:1: admin_secret: invalid admin secret (must be non-empty, without control "
+     "characters or leading and trailing spaces)"},
+    {"admin_secret: \"\"\n",
+     "herald.yaml:1: admin_secret: invalid admin secret (must be non-empty, without control "
+     "characters or leading and trailing spaces)"},
     {"database: mysql://root:hunter2@db/app\n",
      "herald.yaml:1: database: invalid database URL (expected postgres://..., postgresql://... "
      "or sqlite:PATH)"},
@@ -397,7 +407,7 @@ static void test_all_errors_collected(void **state)
                        "log_level: chatty\n";
     const char *expected =
         "herald.yaml:1: listen: invalid listen address \"nowhere\" (expected host:port, e.g. "
-        "127.0.0.1:8080)\n"
+        "127.0.0.1:8080, or off)\n"
         "herald.yaml:5: triggers[0].operations[1]: invalid value \"upsert\" (expected one of: "
         "insert, update, delete, manual)\n"
         "herald.yaml:6: triggers[0].webhook: invalid webhook URL \"ftp://h/\" (must start with "
@@ -504,6 +514,31 @@ static void test_secrets(void **state)
         hr_config_free(cfg);
         free(yaml);
     }
+}
+
+static void test_listen_and_admin_secret(void **state)
+{
+    (void)state;
+    /* off (any case) runs no server; port 0 picks a free one. */
+    static const char *const listens[] = {"off", "OFF", "127.0.0.1:0", "[::1]:0", "0.0.0.0:65535"};
+    for (size_t i = 0; i < sizeof listens / sizeof listens[0]; i++) {
+        char *yaml = hr_xasprintf("listen: \"%s\"\n", listens[i]);
+        hr_config_t *cfg = parse_ok(yaml);
+        assert_string_equal(cfg->listen, listens[i]);
+        hr_config_free(cfg);
+        free(yaml);
+    }
+    hr_config_t *cfg = parse_ok("listen: off\n"); /* plain, as people write it */
+    assert_string_equal(cfg->listen, "off");
+    hr_config_free(cfg);
+    cfg = parse_ok("admin_secret: \"s3cr3t with inner spaces\"\n");
+    assert_string_equal(cfg->admin_secret, "s3cr3t with inner spaces");
+    hr_config_free(cfg);
+    /* A rejected secret is never quoted back. */
+    const char *yaml = "admin_secret: \"hunter2-hunter2\\n\"\n";
+    hr_err_t err = {0};
+    assert_int_equal(hr_config_parse(yaml, strlen(yaml), "herald.yaml", &cfg, &err), HR_ECONFIG);
+    assert_null(strstr(err.msg, "hunter2"));
 }
 
 static char *dump(const hr_trigger_def_t *d)
@@ -683,6 +718,7 @@ static void test_env_overrides(void **state)
     unsetenv("HERALD_DATABASE_URL");
     unsetenv("HERALD_LISTEN");
     unsetenv("HERALD_LOG_LEVEL");
+    unsetenv("HERALD_ADMIN_SECRET");
     assert_int_equal(hr_config_load(path, &cfg, &err), 0);
     assert_string_equal(cfg->path, path);
     assert_string_equal(cfg->database, "postgres://file@127.0.0.1/db");
@@ -693,8 +729,11 @@ static void test_env_overrides(void **state)
     setenv("HERALD_DATABASE_URL", "postgres://env@10.0.0.1:5433/other", 1);
     setenv("HERALD_LISTEN", "[::1]:9000", 1);
     setenv("HERALD_LOG_LEVEL", "DEBUG", 1);
+    setenv("HERALD_ADMIN_SECRET", "from-the-environment", 1);
     assert_int_equal(hr_config_load(path, &cfg, &err), 0);
     assert_string_equal(cfg->database, "postgres://env@10.0.0.1:5433/other");
+    assert_string_equal(cfg->admin_secret, "from-the-environment");
+    unsetenv("HERALD_ADMIN_SECRET");
     assert_string_equal(cfg->listen, "[::1]:9000");
     assert_int_equal(cfg->log_level, HR_LOG_DEBUG);
     hr_config_free(cfg);
@@ -720,7 +759,7 @@ static void test_env_overrides(void **state)
     assert_int_equal(hr_config_load(bad, &cfg, &err), HR_ECONFIG);
     char *expected = hr_xasprintf(
         "%s:1: listen: invalid listen address \"nowhere\" (expected host:port, e.g. "
-        "127.0.0.1:8080)\n"
+        "127.0.0.1:8080, or off)\n"
         "HERALD_DATABASE_URL: invalid database URL (expected postgres://..., postgresql://... or "
         "sqlite:PATH)\n"
         "HERALD_LOG_LEVEL: invalid value \"loud\" (expected one of: debug, info, warn, error)",
@@ -836,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_all_errors_collected),
         cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_listen_and_admin_secret),
         cmocka_unit_test(test_json_canonical),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_errors),
