@@ -1,6 +1,7 @@
 /* sqlite_int.h: internals of the SQLite backend, shared by store_sqlite.c (connection, schema,
- * apply, the dispatcher's operations), sqlite_capture.c (capture triggers) and sqlite_ops.c
- * (operator and reporting operations). Nothing outside src/store/ includes this file. */
+ * apply), sqlite_reader.c (the dispatcher's operations, wake-ups), sqlite_capture.c (capture
+ * triggers) and sqlite_ops.c (operator and reporting operations). Nothing outside src/store/
+ * includes this file. */
 #ifndef HR_SQLITE_INT_H
 #define HR_SQLITE_INT_H
 
@@ -63,6 +64,16 @@ struct hr_store {
 };
 
 /* --- store_sqlite.c --- */
+/* Reports a completed asynchronous operation through the loop (on the next iteration). */
+void hr_sq_report_page(hr_store_t *st, hr_store_page_cb cb, void *ud, int rc, hr_page_t *page,
+                       const char *msg);
+void hr_sq_report_done(hr_store_t *st, hr_store_done_cb cb, void *ud, int rc, const char *msg);
+void hr_sq_report_version(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud,
+                          int rc, int64_t version);
+/* Steps a statement that returns no rows (or whose rows do not matter), then resets it. */
+int hr_sq_step_done(hr_store_t *st, sqlite3_stmt *s, hr_err_t *err, const char *what);
+/* Column i as a new string, NULL for SQL NULL. */
+char *hr_sq_col_dup(sqlite3_stmt *s, int i);
 /* Records an SQLite error of st->db (or of rc when the handle has no message) in err. */
 int hr_sq_fail(hr_store_t *st, hr_err_t *err, const char *what);
 /* Runs one or more statements without results. */
@@ -99,12 +110,24 @@ void hr_sq_source(const hr_trigger_def_t *t, hr_buf_t *out);
 void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *nparams);
 /* Binds the parameters of hr_sq_filter_sql; the text is copied. */
 void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first);
-/* Appends s to b as JSON text, replacing invalid UTF-8 with U+FFFD. */
+/* A copy of s with invalid UTF-8 replaced by U+FFFD (caller frees). */
 char *hr_sq_clean_utf8(const char *s);
 /* Parses RFC 3339 ("2026-11-23T12:00:00.5+01:00", "…Z", a space for T) into unix µs. */
 int hr_sq_parse_time(const char *s, int64_t *us);
 /* Unix µs as herald's timestamp text; out has room for 32 bytes. */
 void hr_sq_format_time(int64_t us, char *out);
+
+/* --- sqlite_reader.c: the dispatcher's operations of the ops table, and wake-ups --- */
+int hr_sq_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *cursor, size_t limit,
+                    hr_store_page_cb cb, void *ud);
+int hr_sq_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, hr_store_page_cb cb,
+                   void *ud);
+int hr_sq_settle(hr_store_t *st, const char *trigger, const char *cursor_after,
+                 const hr_attempt_rec_t *recs, size_t n, int from_retry, hr_store_done_cb cb,
+                 void *ud);
+int hr_sq_ping(hr_store_t *st, hr_store_done_cb cb, void *ud);
+int hr_sq_defs_version(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud);
+void hr_sq_set_wakeup(hr_store_t *st, void (*cb)(void *ud), void *ud);
 
 /* --- sqlite_capture.c --- */
 /* Makes capture match defs: per table, the union of the row operations its triggers read,

@@ -39,16 +39,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
 
-static int step_done(hr_store_t *st, sqlite3_stmt *s, hr_err_t *err, const char *what)
-{
-    int r;
-    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    }
-    int rc = r == SQLITE_DONE ? 0 : hr_sq_fail(st, err, what);
-    sqlite3_reset(s);
-    return rc;
-}
-
 static int installed(hr_store_t *st, int *yes, hr_err_t *err)
 {
     int version = 0, rc = hr_sq_schema_version(st, &version, err);
@@ -105,7 +95,7 @@ static int queue_event(hr_store_t *st, const char *trigger, int64_t seq, const c
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_text(s, 3, event_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 4, due, -1, SQLITE_TRANSIENT);
-    return step_done(st, s, err, "queueing an event");
+    return hr_sq_step_done(st, s, err, "queueing an event");
 }
 
 static const char *col_text(sqlite3_stmt *s, int i)
@@ -313,7 +303,7 @@ int hr_sq_put_trigger(hr_store_t *st, const hr_trigger_def_t *def, int replace, 
     if (!rc) {
         sqlite3_bind_text(s, 1, def->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, text, -1, SQLITE_TRANSIENT);
-        rc = step_done(st, s, err, "storing a trigger definition");
+        rc = hr_sq_step_done(st, s, err, "storing a trigger definition");
     }
     free(text);
     if (rc) goto fail;
@@ -351,7 +341,7 @@ int hr_sq_delete_trigger(hr_store_t *st, const char *name, hr_err_t *err)
             break;
         }
         sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-        rc = step_done(st, s, err, "removing a trigger");
+        rc = hr_sq_step_done(st, s, err, "removing a trigger");
     }
     if (rc) goto fail;
     if ((rc = hr_sq_load_defs(st, &defs, &n, err))) goto fail;
