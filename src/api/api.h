@@ -21,7 +21,7 @@ typedef struct hr_api_ctx {
     /* The store's URL: /metrics reads the per-trigger status (backlog, delayed, dead) on a
      * connection of its own in a worker thread, never on the loop. NULL: no such gauges. */
     const char *database_url;
-    struct hr_ops *ops; /* the state of /healthz, /readyz and /metrics (ops.c); NULL before */
+    struct hr_ops *ops_state; /* /healthz, /readyz and /metrics (ops.c); NULL before */
 } hr_api_ctx_t;
 
 /* 1 when req carries the admin secret in x-herald-admin-secret (or x-hasura-admin-secret),
@@ -35,13 +35,13 @@ void hr_api_send_error(hr_request_t *req, int status, const char *code, const ch
 
 /* Registers POST /v1/metadata. */
 int hr_metadata_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
-/* Registers GET /healthz, /readyz and /metrics (see docs/api.md); sets ctx->ops. ctx must
+/* Registers GET /healthz, /readyz and /metrics (see docs/api.md); sets ctx->ops_state. ctx must
  * outlive the server and hr_ops_close. */
 int hr_ops_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
-/* Releases ctx->ops once its pending work (a readiness check, a status refresh) has ended —
+/* Releases ctx->ops_state once its pending work (a readiness check, a status refresh) has ended —
  * which, for a readiness check, may take until the store is closed — then calls done(ud) from
  * the loop (never from inside the call). Call it after hr_server_close; the server must not
- * serve requests any more. A ctx without ops calls done at once (through the loop). */
+ * serve requests any more. Without ops_state it only calls done (through the loop). */
 void hr_ops_close(hr_api_ctx_t *ctx, void (*done)(void *ud), void *ud);
 
 #endif
