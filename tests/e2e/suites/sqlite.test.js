@@ -321,3 +321,62 @@ sqliteTest("sqlite: make run's command without a terminal: the banner's insert i
   }
   assert.equal((await second.exited).code, 0, second.out);
 });
+
+/** `herald ARGS -c FILE --json`, parsed; the exit code must be 0. */
+async function heraldJson(file, args) {
+  const r = await run([...args, '-c', file, '--json'], { env: { HERALD_DATABASE_URL: '' } });
+  assert.equal(r.code, 0, `herald ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+sqliteTest('sqlite: operator commands (status, events, event, redeliver, replay, emit) on the SQLite backend', async () => {
+  const s = await stack(cluster, {
+    backend,
+    sql: ITEMS,
+    triggers: (r) => [
+      { name: 'ok', table: 'items', operations: ['insert'], webhook: r.url('/ok'), start: 'beginning' },
+      { name: 'bad', table: 'items', operations: ['insert'], webhook: r.url('/bad'), start: 'beginning', retry: { max_retries: 0 } },
+      { name: 'custom', events: ['order.*'], webhook: r.url('/custom'), start: 'beginning' },
+    ],
+  });
+  let failing = true;
+  s.receiver.respond = (req) => (req.url === '/bad' && failing ? { status: 500, body: 'down' } : undefined);
+  await s.db.query('INSERT INTO items (k) VALUES (1)');
+  const [ev] = await logRows(s.db, 'public.items');
+  await waitSettled(s.db, ev.id, { trigger: 'ok' });
+  await waitUntil(async () => (await heraldJson(s.file, ['status'])).find((x) => x.trigger === 'bad').dead === 1,
+    { message: 'the bad trigger reports one dead event' });
+
+  const status = Object.fromEntries((await heraldJson(s.file, ['status'])).map((x) => [x.trigger, x]));
+  assert.deepEqual({ ...status.ok, last_delivery_at: typeof status.ok.last_delivery_at },
+    { trigger: 'ok', backlog: 0, delayed: 0, dead: 0, last_delivery_at: 'string', lag_seconds: null });
+  assert.equal(status.bad.dead, 1);
+
+  const dead = await heraldJson(s.file, ['events', '--trigger', 'bad', '--dead']);
+  assert.deepEqual(dead.map((e) => [e.id, e.deliveries[0].state, e.deliveries[0].last_error]), [[ev.id, 'dead', 'HTTP status 500']]);
+  assert.match(dead[0].created_at, /\.\d{6}Z$/);
+  const one = await heraldJson(s.file, ['event', ev.id]);
+  assert.deepEqual(one.data, { old: null, new: { id: 1, k: 1, note: null } });
+  assert.deepEqual(one.deliveries.map((d) => [d.trigger, d.state, d.attempts]), [['bad', 'dead', 1], ['ok', 'delivered', 1]]);
+  assert.deepEqual(one.attempts.map((a) => [a.trigger, a.status]).sort(), [['bad', 500], ['ok', 200]]);
+
+  // A dead event comes back with current_retry 0 once the endpoint recovers.
+  failing = false;
+  assert.deepEqual(await heraldJson(s.file, ['redeliver', ev.id, '--trigger', 'bad']), { event_id: ev.id, queued: 1 });
+  await s.receiver.waitFor((reqs) => reqs.filter((q) => q.url === '/bad').length === 2);
+  const again = s.receiver.requests.filter((q) => q.url === '/bad')[1].json;
+  assert.equal(again.id, ev.id);
+  assert.equal(again.delivery_info.current_retry, 0);
+
+  // Replay for one trigger only.
+  assert.deepEqual(await heraldJson(s.file, ['replay', 'ok', '--from', '1']), { trigger: 'ok', queued: 1 });
+  await s.receiver.waitFor((reqs) => reqs.filter((q) => q.url === '/ok').length === 2);
+
+  // emit appends an EMIT event that an events trigger delivers.
+  const emitted = await heraldJson(s.file, ['emit', 'order.placed', '{"n": 12345678901234567890123}']);
+  await s.receiver.waitFor((reqs) => reqs.some((q) => q.url === '/custom'));
+  assert.equal(s.receiver.requests.find((q) => q.url === '/custom').json.id, emitted.event_id);
+  const e = await heraldJson(s.file, ['event', emitted.event_id]);
+  assert.equal(e.op, 'EMIT');
+  assert.equal(typeof e.data.new.n, 'number', 'an integer beyond 64 bits is a number in the report');
+});
