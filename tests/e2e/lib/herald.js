@@ -3,7 +3,12 @@
 //   const file = writeConfig({ database, triggers: [...] })   // or a YAML string
 //   const { code, stdout, stderr } = await run(['apply', file])
 //   const h = await serve(file, { env })   // resolves once stderr logs msg=ready
+//   await fetch(h.url('/healthz'))         // its HTTP API (h.listen: "127.0.0.1:PORT")
 //   await h.stop()                         // SIGTERM, resolves with the exit code
+//
+// serve() gives each herald a free port of its own (HERALD_LISTEN=127.0.0.1:0) unless the test
+// sets HERALD_LISTEN in env or `listen` in the config file, so that heralds never compete for
+// the default 127.0.0.1:8080.
 //
 // The binary is $HERALD_BIN, else build/herald at the repository root. Every process started
 // here is killed by cleanup() (call it from an `after` hook) and, as a fallback, on exit.
@@ -154,8 +159,19 @@ export function run(args, { env, timeoutMs = 60000, stdin, cwd } = {}) {
 export function serve(configPath, { env, readyTimeoutMs = 30000, args = [], cwd } = {}) {
   assertBinary();
   installExitHook();
+  const e = childEnv(env);
+  if (!(env && env.HERALD_LISTEN !== undefined)) {
+    let text = '';
+    try {
+      text = fs.readFileSync(path.resolve(cwd || '.', configPath), 'utf8');
+    } catch {
+      /* herald reports it */
+    }
+    if (/^listen\s*:/m.test(text)) delete e.HERALD_LISTEN;
+    else e.HERALD_LISTEN = '127.0.0.1:0';
+  }
   const child = spawn(HERALD_BIN, ['serve', '-c', configPath, ...args], {
-    env: childEnv(env),
+    env: e,
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -236,9 +252,20 @@ export function serve(configPath, { env, readyTimeoutMs = 30000, args = [], cwd 
     tail(lines = 40) {
       return tail(stderr, lines);
     },
+    /** host:port of the HTTP API, from the ready line ("off" when it runs none). */
+    listen: null,
+    /** http://HOST:PORT/p of the HTTP API. */
+    url(p = '/') {
+      if (!h.listen || h.listen === 'off') throw new Error('herald runs no HTTP API');
+      return `http://${h.listen}${p.startsWith('/') ? p : '/' + p}`;
+    },
   };
   return h.waitForLog(/msg=ready/, readyTimeoutMs).then(
-    () => h,
+    () => {
+      const m = /msg=ready[^\n]* listen=(\S+)/.exec(stderr);
+      h.listen = m ? m[1] : null;
+      return h;
+    },
     async (e) => {
       if (!exitInfo) child.kill('SIGKILL');
       await exited;
