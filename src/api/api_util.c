@@ -28,7 +28,8 @@ int hr_api_authorized(const hr_api_ctx_t *ctx, hr_request_t *req)
 
 void hr_api_send_json(hr_request_t *req, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text =
+        body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
     if (!text) text = hr_xstrdup("null");
     hr_response_send(req, status, "application/json", text, strlen(text));
     free(text);
