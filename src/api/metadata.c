@@ -663,12 +663,20 @@ static int op_invocation_logs(session_t *s, const json_t *args, const char *path
         arg_int(args, "offset", path, 0, 0, INT_MAX, &offset, e))
         return -1;
     if (flush(s, path, e)) return -1;
+    /* Only for a trigger that exists, whatever attempts a removed one left. */
+    hr_trigger_def_t *defs;
+    size_t n;
+    int found = 0;
+    if (load_defs(s, &defs, &n, e)) return -1;
+    for (size_t k = 0; k < n && !found; k++)
+        found = strcmp(defs[k].name, name) == 0;
+    defs_free(defs, n);
+    if (!found) return not_exists_trigger(e, path, name);
     json_t *atts = NULL, *a;
     hr_err_t err = {0};
     size_t i;
     int rc = s->ctx->ops->attempts(s->ctx->store, name, limit, offset, &atts, &err);
-    if (rc == HR_ENOTFOUND || (rc == HR_ESCHEMA && strstr(err.msg, "not installed")))
-        return not_exists_trigger(e, path, name);
+    if (rc == HR_ENOTFOUND) return not_exists_trigger(e, path, name);
     if (rc) return store_fail(e, rc, &err, path);
     json_t *rows = json_array();
     json_array_foreach(atts, i, a) json_array_append_new(rows, hr_md_invocation_log(a));
