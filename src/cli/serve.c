@@ -226,9 +226,9 @@ int hr_cli_serve(const char *config_path)
     s.before_exit = 1 + listening;
     if (listening && (rc = start_http(&s, cfg, url, &err)) != 0) {
         fprintf(stderr, "herald: serve: %s%s\n", err.msg,
-                rc == HR_EIO ? " (is another process using the port? see listen in "
-                               "docs/config.md)"
-                             : "");
+                strstr(err.msg, "in use") ? " (another process holds the port: stop it, or set "
+                                            "listen or HERALD_LISTEN)"
+                                          : "");
         hr_log(HR_LOG_ERROR, "msg=\"cannot start the HTTP API\" error=\"%s\"", err.msg);
         rc = rc == HR_EIO ? HR_EXIT_FAILURE : HR_EXIT_USAGE;
         if (s.http) close_http(&s);
