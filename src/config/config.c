@@ -108,6 +108,16 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                        .sub = HR_SEC_TRIGGER,
                        .doc = "The triggers; each sends the changes of one table, or some custom "
                               "events, to one webhook. Absent: no triggers."},
+    [HR_K_SCHEDULES] = {.section = HR_SEC_TOP,
+                        .name = "schedules",
+                        .type = HR_KT_TRIGGERS,
+                        .off = TOP(schedules),
+                        .off2 = TOP(nschedules),
+                        .sub = HR_SEC_SCHEDULE,
+                        .doc = "The schedules (cron triggers); each POSTs an event to one webhook "
+                               "at every fire time of a cron expression, through the same log, "
+                               "retries and dead events as triggers. A schedule and a trigger "
+                               "cannot share a name. Absent: no schedules."},
 
     /* One trigger. */
     [HR_K_NAME] = {.section = HR_SEC_TRIGGER,
@@ -263,6 +273,76 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                       .min = 1,
                       .max = H,
                       .doc = "Time limit of each HTTP attempt."},
+
+    /* One schedule (stored as a trigger with cron set). */
+    [HR_K_S_NAME] = {.section = HR_SEC_SCHEDULE,
+                     .name = "name",
+                     .type = HR_KT_STRING,
+                     .off = TRG(name),
+                     .check = hr_cfg_check_name,
+                     .flags = HR_KF_REQUIRED,
+                     .doc = "Unique name of the schedule (shared with the triggers' names): 1 to "
+                            "64 letters, digits or underscores. Sent as `name`."},
+    [HR_K_S_CRON] = {.section = HR_SEC_SCHEDULE,
+                     .name = "cron",
+                     .type = HR_KT_STRING,
+                     .off = TRG(cron),
+                     .check = hr_cfg_check_cron,
+                     .flags = HR_KF_REQUIRED,
+                     .type_doc = "cron expression",
+                     .doc = "When it fires, in UTC: five fields `minute hour day-of-month month "
+                            "day-of-week` with lists, ranges, steps and names (`JAN`, `MON`), "
+                            "or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. When "
+                            "both day fields are restricted, either one matching suffices."},
+    [HR_K_S_WEBHOOK] = {.section = HR_SEC_SCHEDULE,
+                        .name = "webhook",
+                        .type = HR_KT_STRING,
+                        .off = TRG(webhook),
+                        .check = hr_cfg_check_webhook,
+                        .flags = HR_KF_REQUIRED,
+                        .type_doc = "URL",
+                        .doc = "URL each fire is POSTed to (`{{VAR}}` as for triggers)."},
+    [HR_K_S_PAYLOAD] = {.section = HR_SEC_SCHEDULE,
+                        .name = "payload",
+                        .type = HR_KT_JSON,
+                        .off = TRG(cron_payload),
+                        .type_doc = "any JSON",
+                        .doc = "Sent as `payload` in every request. Absent: `null`."},
+    [HR_K_S_HEADERS] = {.section = HR_SEC_SCHEDULE,
+                        .name = "headers",
+                        .type = HR_KT_HEADERS,
+                        .off = TRG(headers),
+                        .off2 = TRG(nheaders),
+                        .doc = "Extra HTTP headers, as for triggers."},
+    [HR_K_S_RETRY] = {.section = HR_SEC_SCHEDULE,
+                      .name = "retry",
+                      .type = HR_KT_SECTION,
+                      .off = TRG(retry),
+                      .sub = HR_SEC_RETRY,
+                      .doc = "Retry policy, the same keys and defaults as a trigger's."},
+    [HR_K_S_SECRET] = {.section = HR_SEC_SCHEDULE,
+                       .name = "secret",
+                       .type = HR_KT_STRING,
+                       .off = TRG(secret),
+                       .check = hr_cfg_check_secret,
+                       .flags = HR_KF_SECRET,
+                       .doc = "Standard Webhooks signing key, as for triggers."},
+    [HR_K_S_TOLERANCE] = {.section = HR_SEC_SCHEDULE,
+                          .name = "tolerance",
+                          .json = "tolerance_ms",
+                          .type = HR_KT_DURATION,
+                          .off = TRG(tolerance_ms),
+                          .def = "6h",
+                          .min = 1000,
+                          .max = 720 * H,
+                          .doc = "A fire whose first attempt would start later than this after "
+                                 "its time (herald was down) is not sent: it is recorded dead "
+                                 "with the reason."},
+    [HR_K_S_COMMENT] = {.section = HR_SEC_SCHEDULE,
+                        .name = "comment",
+                        .type = HR_KT_STRING,
+                        .off = TRG(comment),
+                        .doc = "Free text, sent as `comment`."},
 };
 
 /* Titles and introductions of the sections in docs/config.md. */
@@ -274,9 +354,16 @@ static const struct {
     [HR_SEC_TRIGGER] = {"Trigger keys (`triggers[]`)",
                         "Each item of `triggers` is a mapping with these keys. A trigger has "
                         "either `table` (with `operations`) or `events`, never both."},
-    [HR_SEC_RETRY] = {"Retry keys (`triggers[].retry`)",
+    [HR_SEC_RETRY] = {"Retry keys (`triggers[].retry`, `schedules[].retry`)",
                       "Every key is optional; `retry: {max_retries: 10}` keeps the other "
                       "defaults."},
+    [HR_SEC_SCHEDULE] = {"Schedule keys (`schedules[]`)",
+                         "Each item of `schedules` is a mapping with these keys. Each fire is "
+                         "written to the log once (even with several herald processes on one "
+                         "PostgreSQL database) and delivered as "
+                         "`{\"id\", \"name\", \"scheduled_time\", \"payload\", \"comment\"}`. "
+                         "Fires missed while herald was down are caught up at start (the latest "
+                         "100 per schedule); see [guarantees.md](guarantees.md)."},
 };
 
 static void *at(void *base, size_t off)
@@ -551,6 +638,7 @@ void hr_cfg_free_section(int sec, void *base)
         if (key->section != sec) continue;
         switch (key->type) {
         case HR_KT_STRING:
+        case HR_KT_JSON:
             free(*(char **)field);
             break;
         case HR_KT_TABLE:
@@ -575,7 +663,7 @@ void hr_cfg_free_section(int sec, void *base)
         case HR_KT_TRIGGERS: {
             hr_trigger_def_t *ts = *(hr_trigger_def_t **)field;
             for (size_t i = 0; i < *(size_t *)at(base, key->off2); i++)
-                hr_cfg_free_section(HR_SEC_TRIGGER, &ts[i]);
+                hr_trigger_def_clear(&ts[i]);
             free(ts);
             break;
         }
@@ -635,6 +723,21 @@ static void check_retry(const hr_retry_t *r, hr_cfg_scope_t *sc)
                        hr_cfg_key_name(sc, HR_K_MAX_INTERVAL), a);
 }
 
+/* A schedule and a trigger share one namespace (both are stored as triggers). */
+static void check_top(const hr_config_t *c, hr_cfg_scope_t *sc)
+{
+    char sub[48];
+    for (size_t i = 0; i < c->nschedules; i++) {
+        for (size_t j = 0; c->schedules[i].name && j < c->ntriggers; j++) {
+            if (!c->triggers[j].name || strcmp(c->triggers[j].name, c->schedules[i].name)) continue;
+            snprintf(sub, sizeof sub, "[%zu].name", i);
+            hr_cfg_problem(sc, HR_K_SCHEDULES, 0, sub,
+                           "\"%s\" is also the name of a trigger (triggers[%zu])",
+                           c->schedules[i].name, j);
+        }
+    }
+}
+
 void hr_cfg_check_section(int sec, const void *base, hr_cfg_scope_t *sc)
 {
     for (int k = 0; k < HR_K_COUNT; k++)
@@ -643,6 +746,7 @@ void hr_cfg_check_section(int sec, const void *base, hr_cfg_scope_t *sc)
             hr_cfg_problem(sc, k, 0, NULL, "required key is missing");
     if (sec == HR_SEC_TRIGGER) check_trigger(base, sc);
     if (sec == HR_SEC_RETRY) check_retry(base, sc);
+    if (sec == HR_SEC_TOP) check_top(base, sc);
 }
 
 void hr_trigger_def_defaults(hr_trigger_def_t *def)
@@ -651,10 +755,20 @@ void hr_trigger_def_defaults(hr_trigger_def_t *def)
     hr_cfg_defaults(HR_SEC_TRIGGER, def);
 }
 
+void hr_schedule_def_defaults(hr_trigger_def_t *def)
+{
+    hr_trigger_def_defaults(def);
+    hr_cfg_defaults(HR_SEC_SCHEDULE, def);
+}
+
 void hr_trigger_def_clear(hr_trigger_def_t *def)
 {
     if (!def) return;
+    /* The schedule keys share their fields with the trigger keys, but for these three. */
     hr_cfg_free_section(HR_SEC_TRIGGER, def);
+    free(def->cron);
+    free(def->cron_payload);
+    free(def->comment);
     memset(def, 0, sizeof *def);
 }
 
@@ -692,6 +806,8 @@ static const char *type_doc(const hr_cfg_key_t *k, char *buf, size_t n)
         return "mapping";
     case HR_KT_TRIGGERS:
         return "list of mappings";
+    case HR_KT_JSON:
+        return "any JSON";
     default:
         return "";
     }

@@ -51,6 +51,12 @@ typedef struct hr_trigger_def {
     char *secret;    /* whsec_… key or {{VAR}}; NULL = unsigned */
     int start_beginning; /* 1: a new cursor starts at the beginning of the log; 0: now */
     int concurrency;     /* max requests in flight; default 64 */
+    /* Schedules (cron triggers: `schedules:` in herald.yaml) have cron set, and neither table
+     * nor events. Their events are op CRON with source = the name (see src/sched/scheduler.c). */
+    char *cron;            /* 5-field cron expression (UTC), validated by hr_cron_parse */
+    char *cron_payload;    /* JSON text of the schedule's payload (any JSON); NULL = null */
+    uint64_t tolerance_ms; /* a fire later than this past its time is dead; default 6h */
+    char *comment;         /* free text, sent as "comment"; NULL = null */
 } hr_trigger_def_t;
 
 typedef struct hr_config {
@@ -61,8 +67,10 @@ typedef struct hr_config {
     char *admin_secret;    /* key admin_secret or HERALD_ADMIN_SECRET; NULL = none */
     hr_log_level_t log_level; /* default info */
     uint64_t shutdown_grace_ms; /* key shutdown_grace; default 10s */
-    hr_trigger_def_t *triggers;
+    hr_trigger_def_t *triggers; /* triggers, then the schedules (cron set) */
     size_t ntriggers;
+    hr_trigger_def_t *schedules; /* only while parsing: moved to the end of triggers */
+    size_t nschedules;
 } hr_config_t;
 
 /* Reads and validates a config file; applies environment overrides. */
@@ -82,12 +90,15 @@ char *hr_config_database_url(const hr_config_t *cfg, int *defaulted);
 int hr_duration_parse(const char *s, uint64_t *out_ms);
 /* Fills def with the documented defaults (everything else zero/NULL). */
 void hr_trigger_def_defaults(hr_trigger_def_t *def);
+/* The same for a schedule: a trigger's defaults plus the schedule keys' (tolerance 6h). */
+void hr_schedule_def_defaults(hr_trigger_def_t *def);
 /* Frees the members of def (not def itself). */
 void hr_trigger_def_clear(hr_trigger_def_t *def);
 /* Canonical JSON of a definition, as stored in the database (keys sorted; durations in ms).
  * Two definitions are equal iff their canonical JSON is equal. Returns a new reference. */
 json_t *hr_trigger_def_to_json(const hr_trigger_def_t *def);
-/* Reads a definition from its canonical JSON; validates as the YAML path does. */
+/* Reads a definition from its canonical JSON; validates as the YAML path does. A schedule's
+ * canonical JSON is the one with a "cron" key. */
 int hr_trigger_def_from_json(const json_t *j, hr_trigger_def_t *out, hr_err_t *err);
 
 /* Writes the reference of every key (generated from the key table) as markdown, between

@@ -7,6 +7,7 @@
  * Messages never repeat a secret or a database URL, which may hold a password. This file also
  * holds the duration parser and the splitting of [schema.]table names. */
 #include "config/config_int.h"
+#include "sched/cron.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -97,6 +98,25 @@ int hr_cfg_check_name(const char *s, char *why, size_t n)
     snprintf(why, n, "invalid name %s (use 1 to 64 letters, digits or underscores)",
              hr_cfg_show(s, shown, sizeof shown));
     return -1;
+}
+
+int hr_cfg_check_cron(const char *s, char *why, size_t n)
+{
+    hr_cron_t c;
+    hr_err_t err = {0};
+    int64_t next;
+    if (hr_cron_parse(s, &c, &err)) {
+        snprintf(why, n, "%s", err.msg);
+        return -1;
+    }
+    /* Any time after 1970 will do: an expression that can fire does so within 8 years. */
+    if (hr_cron_next(&c, 0, &next) == HR_ENOTFOUND) {
+        char shown[96];
+        snprintf(why, n, "cron %s never fires (no month has the day it names)",
+                 hr_cfg_show(s, shown, sizeof shown));
+        return -1;
+    }
+    return 0;
 }
 
 static int has_control(const char *s)

@@ -17,7 +17,7 @@
 #include "config/config.h"
 
 /* The sections of the file: the top level, one trigger, a trigger's retry policy. */
-enum { HR_SEC_TOP = 0, HR_SEC_TRIGGER, HR_SEC_RETRY, HR_SEC_COUNT };
+enum { HR_SEC_TOP = 0, HR_SEC_TRIGGER, HR_SEC_RETRY, HR_SEC_SCHEDULE, HR_SEC_COUNT };
 
 /* Every key, in table order (which is also the order of the docs and of "expected one of"). */
 enum {
@@ -27,6 +27,7 @@ enum {
     HR_K_LOG_LEVEL,
     HR_K_SHUTDOWN_GRACE,
     HR_K_TRIGGERS,
+    HR_K_SCHEDULES,
     HR_K_NAME,
     HR_K_TABLE,
     HR_K_OPERATIONS,
@@ -44,6 +45,15 @@ enum {
     HR_K_BACKOFF,
     HR_K_MAX_INTERVAL,
     HR_K_TIMEOUT,
+    HR_K_S_NAME,
+    HR_K_S_CRON,
+    HR_K_S_WEBHOOK,
+    HR_K_S_PAYLOAD,
+    HR_K_S_HEADERS,
+    HR_K_S_RETRY,
+    HR_K_S_SECRET,
+    HR_K_S_TOLERANCE,
+    HR_K_S_COMMENT,
     HR_K_COUNT
 };
 
@@ -58,6 +68,7 @@ typedef enum {
     HR_KT_HEADERS,  /* mapping of strings: hr_header_t * at off, size_t count at off2 */
     HR_KT_SECTION,  /* a nested section (sub) stored inline at off */
     HR_KT_TRIGGERS, /* list of trigger sections: hr_trigger_def_t * at off, size_t at off2 */
+    HR_KT_JSON,     /* any JSON value: char * JSON text (compact) at off */
 } hr_cfg_type_t;
 
 /* Flags of a key. */
@@ -158,6 +169,7 @@ void hr_cfg_check_section(int sec, const void *base, hr_cfg_scope_t *sc);
 
 /* Validators (config_check.c). */
 int hr_cfg_check_name(const char *s, char *why, size_t n);
+int hr_cfg_check_cron(const char *s, char *why, size_t n);
 int hr_cfg_check_webhook(const char *s, char *why, size_t n);
 int hr_cfg_check_secret(const char *s, char *why, size_t n);
 int hr_cfg_check_event(const char *s, char *why, size_t n);

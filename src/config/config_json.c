@@ -105,6 +105,12 @@ static json_t *section_json(int sec, const void *base)
         case HR_KT_SECTION:
             v = section_json(key->sub, field);
             break;
+        case HR_KT_JSON: {
+            const char *text = *(char *const *)field;
+            v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+            if (!v) v = json_null();
+            break;
+        }
         default:
             continue; /* no triggers inside a trigger */
         }
@@ -115,7 +121,7 @@ static json_t *section_json(int sec, const void *base)
 
 json_t *hr_trigger_def_to_json(const hr_trigger_def_t *def)
 {
-    return section_json(HR_SEC_TRIGGER, def);
+    return section_json(def->cron ? HR_SEC_SCHEDULE : HR_SEC_TRIGGER, def);
 }
 
 /* A string member, or NULL after reporting why not. */
@@ -258,6 +264,10 @@ static void value(hr_cfg_scope_t *sc, int k, json_t *v, void *base)
             free(path);
         }
         break;
+    case HR_KT_JSON:
+        free(*(char **)at(base, key->off));
+        *(char **)at(base, key->off) = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        break;
     default:
         break;
     }
@@ -292,13 +302,17 @@ int hr_trigger_def_from_json(const json_t *j, hr_trigger_def_t *out, hr_err_t *e
         err->code = 0;
         err->msg[0] = '\0';
     }
-    hr_trigger_def_defaults(out);
+    int sched = json_is_object(j) && json_object_get(j, "cron") != NULL;
+    if (sched)
+        hr_schedule_def_defaults(out);
+    else
+        hr_trigger_def_defaults(out);
     if (!json_is_object(j)) {
         hr_trigger_def_clear(out);
         return hr_err_set(err, HR_EINVAL, "expected a JSON object");
     }
     /* Reading does not modify j; jansson's iteration API just is not const. */
-    section(&rep, HR_SEC_TRIGGER, (json_t *)j, out, "");
+    section(&rep, sched ? HR_SEC_SCHEDULE : HR_SEC_TRIGGER, (json_t *)j, out, "");
     if (hr_cfg_report_flush(&rep)) {
         hr_trigger_def_clear(out);
         return rep.code;

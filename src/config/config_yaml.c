@@ -174,32 +174,56 @@ static void triggers(hr_cfg_scope_t *sc, int k, struct fy_node *v, void *base, i
     struct fy_node *item;
     void *it = NULL;
     char sub[32], got[96];
+    int kname = hr_cfg_find_key(key->sub, "name", 0);
     *(hr_trigger_def_t **)at(base, key->off) = ts;
     *(size_t *)at(base, key->off2) = n;
     for (; i < n && (item = fy_node_sequence_iterate(v, &it)); i++) {
         int line = node_line(item, kline);
-        hr_trigger_def_defaults(&ts[i]);
+        if (key->sub == HR_SEC_SCHEDULE)
+            hr_schedule_def_defaults(&ts[i]);
+        else
+            hr_trigger_def_defaults(&ts[i]);
         snprintf(sub, sizeof sub, "[%zu]", i);
         if (!fy_node_is_mapping(item)) {
-            hr_cfg_problem(sc, k, line, sub, "expected a mapping (one trigger), got %s",
+            hr_cfg_problem(sc, k, line, sub, "expected a mapping (one %s), got %s",
+                           key->sub == HR_SEC_SCHEDULE ? "schedule" : "trigger",
                            kind(item, got, sizeof got));
             continue;
         }
         char *path = hr_xasprintf("%s%s[%zu].", sc->path, key->name, i);
         hr_cfg_scope_t tsc;
-        section(sc->rep, HR_SEC_TRIGGER, item, &ts[i], path, line, &tsc);
-        name_lines[i] = tsc.lines[HR_K_NAME];
+        section(sc->rep, key->sub, item, &ts[i], path, line, &tsc);
+        name_lines[i] = tsc.lines[kname];
         for (size_t j = 0; ts[i].name && j < i; j++) {
             if (ts[j].name && strcmp(ts[j].name, ts[i].name) == 0) {
-                hr_cfg_problem(&tsc, HR_K_NAME, 0, NULL,
-                               "duplicate trigger name \"%s\" (first defined at line %d)",
-                               ts[i].name, name_lines[j]);
+                hr_cfg_problem(&tsc, kname, 0, NULL,
+                               "duplicate %s name \"%s\" (first defined at line %d)",
+                               key->sub == HR_SEC_SCHEDULE ? "schedule" : "trigger", ts[i].name,
+                               name_lines[j]);
                 break;
             }
         }
         free(path);
     }
     free(name_lines);
+}
+
+/* Any YAML value as compact JSON text, through libfyaml's JSON emitter and jansson (which
+ * checks it and makes it canonical: "kind: nightly" becomes {"kind":"nightly"}). */
+static void json_value(hr_cfg_scope_t *sc, int k, struct fy_node *v, void *base)
+{
+    char *text = fy_emit_node_to_string(v, FYECF_MODE_JSON_TP | FYECF_NO_ENDING_NEWLINE);
+    json_error_t je;
+    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, &je) : NULL;
+    if (!j) {
+        hr_cfg_problem(sc, k, 0, NULL, "cannot be written as JSON%s%s", text ? ": " : "",
+                       text ? je.text : "");
+    } else {
+        free(*(char **)at(base, hr_cfg_keys[k].off));
+        *(char **)at(base, hr_cfg_keys[k].off) = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+    json_decref(j);
+    free(text);
 }
 
 static void value(hr_cfg_scope_t *sc, int k, struct fy_node *v, void *base, int kline)
@@ -209,6 +233,10 @@ static void value(hr_cfg_scope_t *sc, int k, struct fy_node *v, void *base, int 
     int want_seq =
         key->type == HR_KT_LIST || key->type == HR_KT_FLAGS || key->type == HR_KT_TRIGGERS;
     int want_map = key->type == HR_KT_HEADERS || key->type == HR_KT_SECTION;
+    if (key->type == HR_KT_JSON) {
+        json_value(sc, k, v, base);
+        return;
+    }
     if (want_seq   ? !fy_node_is_sequence(v)
         : want_map ? !fy_node_is_mapping(v)
                    : !fy_node_is_scalar(v)) {
@@ -367,6 +395,17 @@ int hr_config_parse(const char *text, size_t len, const char *name, hr_config_t 
             section(&rep, HR_SEC_TOP, root, cfg, "", node_line(root, 1), NULL);
     }
 out:
+    /* Schedules are stored and delivered as triggers: they go to the end of the list. */
+    if (cfg->nschedules) {
+        cfg->triggers =
+            hr_xrealloc(cfg->triggers, (cfg->ntriggers + cfg->nschedules) * sizeof *cfg->triggers);
+        memcpy(cfg->triggers + cfg->ntriggers, cfg->schedules,
+               cfg->nschedules * sizeof *cfg->schedules);
+        cfg->ntriggers += cfg->nschedules;
+    }
+    free(cfg->schedules);
+    cfg->schedules = NULL;
+    cfg->nschedules = 0;
     if (extra) fy_parse_document_destroy(fyp, extra);
     if (doc) fy_parse_document_destroy(fyp, doc);
     if (fyp) fy_parser_destroy(fyp);

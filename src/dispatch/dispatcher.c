@@ -30,6 +30,14 @@
  * off to poll_max when idle. A page that was full is followed by the next read at once. A store
  * that can tell when the database changed (SQLite's WAL watch) calls hr_dispatcher_wake.
  *
+ * Scheduled events. The scheduler (src/sched/scheduler.c) runs on this loop and writes each
+ * fire of a schedule to the log (op CRON); a schedule is a trigger with cron set, so its fires
+ * take the same two pipelines. Two small differences, both in launch():
+ *   - tolerance: a CRON event read from the log (not from the delayed queue: a redelivery or a
+ *     replay is deliberate) whose scheduled_time is more than def.tolerance_ms in the past is not
+ *     sent; it goes PENDING -> DONE at once as a dead attempt "missed by …" (missed_fire);
+ *   - the body is Hasura's scheduled-event shape (hr_payload_build_scheduled).
+ *
  * Statistics (hr_dispatcher_stats): each trigger counts the events it read and the outcome of
  * every attempt (record), and fills two fixed-bucket histograms, the duration of each HTTP
  * attempt (on_response) and the lag from an event's created_at to its 2xx (record); nothing is
@@ -50,6 +58,7 @@
 #include "dispatch/payload.h"
 #include "dispatch/sign.h"
 #include "dispatch/template.h"
+#include "sched/scheduler.h"
 
 #define RESPONSE_CAP 1024
 /* How often an idle trigger looks at its delayed queue anyway: redeliver, replay and invoke
@@ -115,6 +124,7 @@ struct hr_dispatcher {
     uint64_t defs_checked_us;
     uint64_t rng;
     hr_buf_t body;
+    hr_scheduler_t *sched; /* fires the schedules (cron triggers) into the log */
     void (*done)(void *);
     void *done_ud;
 };
@@ -122,6 +132,7 @@ struct hr_dispatcher {
 static void pump(trig_t *tr);
 static void start_reads(hr_dispatcher_t *d);
 static void maybe_finish(hr_dispatcher_t *d);
+static void on_fired(void *ud);
 
 /* Upper bounds of the histograms, in seconds. */
 const double hr_stats_duration_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -370,6 +381,45 @@ static void on_response(void *ud, const hr_http_res_t *res)
     if (!tr->d->stopping || tr->log || tr->retry) pump(tr);
 }
 
+/* "2h", "10m12s", "45s". */
+static void fmt_secs(int64_t secs, char *out, size_t n)
+{
+    int64_t h = secs / 3600, m = secs % 3600 / 60, sec = secs % 60;
+    int o = 0;
+    if (h) o += snprintf(out + o, n - (size_t)o, "%" PRId64 "h", h);
+    if (m) o += snprintf(out + o, n - (size_t)o, "%" PRId64 "m", m);
+    if (sec || !o) snprintf(out + o, n - (size_t)o, "%" PRId64 "s", sec);
+}
+
+/* The tolerance check of a schedule's fire (see the top of this file): 1 when event i was
+ * recorded dead instead of being sent. */
+static int missed_fire(batch_t *b, size_t i)
+{
+    trig_t *tr = b->tr;
+    const hr_event_t *ev = &b->page->events[i];
+    int64_t at;
+    if (b->from_retry || !tr->def.cron || strcmp(ev->op, "CRON") != 0 ||
+        hr_payload_scheduled_time(ev, &at) != 0)
+        return 0;
+    int64_t late = hr_sched_now_us() / 1000000 - at;
+    if (late * 1000 <= (int64_t)tr->def.tolerance_ms) return 0;
+    char a[32], t[32];
+    fmt_secs(late, a, sizeof a);
+    fmt_secs((int64_t)(tr->def.tolerance_ms / 1000), t, sizeof t);
+    hr_attempt_rec_t *rec = &b->recs[i];
+    rec->seq = ev->seq;
+    rec->event_id = ev->id;
+    rec->attempt = 1;
+    rec->error = hr_xasprintf("missed by %s, beyond the %s tolerance", a, t);
+    rec->dead = 1;
+    tr->stats.dead++;
+    hr_log(HR_LOG_WARN, "trigger=%s event=%s msg=dead error=\"%s\"", tr->def.name, ev->id,
+           rec->error);
+    b->state[i] = IN_FLIGHT; /* finish_event expects a started event */
+    finish_event(b, i);
+    return 1;
+}
+
 /* Starts the request for event i of batch b, or records why it could not start. */
 static void launch(batch_t *b, size_t i)
 {
@@ -383,8 +433,14 @@ static void launch(batch_t *b, size_t i)
     size_t nl = 0;
     int rc;
 
+    if (missed_fire(b, i)) {
+        free(lines);
+        return;
+    }
     hr_buf_reset(&d->body);
-    if ((rc = hr_payload_build(&tr->def, ev, attempts_before, &d->body))) {
+    rc = tr->def.cron ? hr_payload_build_scheduled(&tr->def, ev, &d->body)
+                      : hr_payload_build(&tr->def, ev, attempts_before, &d->body);
+    if (rc) {
         hr_err_set(&err, rc, "cannot build the request body (invalid JSON in the log?)");
         goto fail;
     }
@@ -628,6 +684,7 @@ static int reload_defs(hr_dispatcher_t *d)
         hr_log(HR_LOG_WARN, "msg=\"reloading trigger definitions failed\" error=\"%s\"", err.msg);
         return rc;
     }
+    hr_scheduler_sync(d->sched, defs, n);
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         int found = 0;
         for (size_t i = 0; i < n && !found; i++) found = strcmp(defs[i].name, tr->def.name) == 0;
@@ -726,13 +783,21 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
         return rc;
     }
     for (size_t i = 0; i < ndefs; i++) trig_new(d, &defs[i]);
+    d->sched = hr_scheduler_new(loop, ops, store, on_fired, d);
+    hr_scheduler_sync(d->sched, defs, ndefs);
     uv_timer_init(loop, &d->tick);
     uv_timer_init(loop, &d->grace);
     d->tick.data = d->grace.data = d;
-    d->handles_open = 2;
+    d->handles_open = 3; /* tick, grace and the scheduler's timer */
     uv_timer_start(&d->tick, on_tick, 0, 0);
     *out = d;
     return 0;
+}
+
+/* The scheduler wrote a fire: read it now rather than at the next poll. */
+static void on_fired(void *ud)
+{
+    hr_dispatcher_wake(ud);
 }
 
 void hr_dispatcher_poke(hr_dispatcher_t *d)
@@ -756,9 +821,8 @@ void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, vo
         if (!tr->removed) fn(ud, tr->def.name, &tr->stats, tr->inflight);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_closed(hr_dispatcher_t *d)
 {
-    hr_dispatcher_t *d = h->data;
     if (--d->handles_open > 0) return;
     void (*done)(void *) = d->done;
     void *ud = d->done_ud;
@@ -770,6 +834,16 @@ static void on_handle_closed(uv_handle_t *h)
     hr_buf_free(&d->body);
     free(d);
     if (done) done(ud);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_sched_closed(void *ud)
+{
+    handle_closed(ud);
 }
 
 /* 1 while a store operation of d has not called back yet. */
@@ -790,6 +864,8 @@ static void finalize(hr_dispatcher_t *d)
     d->handles_closing = 1;
     uv_close((uv_handle_t *)&d->tick, on_handle_closed);
     uv_close((uv_handle_t *)&d->grace, on_handle_closed);
+    hr_scheduler_close(d->sched, on_sched_closed, d);
+    d->sched = NULL;
 }
 
 static void on_http_closed(void *ud)

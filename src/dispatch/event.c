@@ -4,7 +4,8 @@
  * (INSERT, UPDATE, DELETE, MANUAL) of exactly its schema and table (case-sensitive), when the
  * op's bit is in t->ops; an events trigger (t->events != NULL) matches only op "EMIT", by type:
  * an entry equal to the type, or an entry ending in '*' whose prefix starts the type ("*" alone
- * matches every emitted event).
+ * matches every emitted event). A schedule (t->cron set) matches only op "CRON", which no other
+ * trigger matches.
  *
  * The column filter of an UPDATE parses old and new with jansson and compares each listed
  * column with json_equal; a column present on one side only counts as changed, absent on both
@@ -70,6 +71,10 @@ int hr_event_matches(const hr_trigger_def_t *t, const hr_event_t *ev)
 {
     if (!t || !ev || !ev->op) return 0;
     int emitted = strcmp(ev->op, "EMIT") == 0;
+
+    /* A schedule delivers its fires only (the store read them by source = its name). */
+    if (t->cron) return strcmp(ev->op, "CRON") == 0;
+    if (!strcmp(ev->op, "CRON")) return 0;
 
     if (t->events) {
         if (!emitted || !ev->type) return 0;

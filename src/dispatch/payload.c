@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Containers nested deeper than this in a filtered row are rejected (the scanner recurses). */
 #define MAX_DEPTH 512
@@ -331,3 +332,61 @@ out:
 }
 
 #undef TRY
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scheduled events                                                                           */
+
+/* The log row of a fire holds new = {"scheduled_time", "payload", "comment"} (one-off events
+ * also "created_at"); this path is once a minute per schedule, not the hot path, so new is
+ * parsed with jansson and the body written with it (keys in Hasura's order). */
+int hr_payload_build_scheduled(const hr_trigger_def_t *t, const hr_event_t *ev, hr_buf_t *out)
+{
+    if (!t || !ev || !out || !ev->new_json) return HR_EINVAL;
+    json_t *n = json_loads(ev->new_json, 0, NULL);
+    if (!json_is_object(n)) {
+        json_decref(n);
+        return HR_EINVAL;
+    }
+    int one_off = ev->op && !strcmp(ev->op, "ONE_OFF");
+    json_t *b = json_object();
+    json_t *nul = json_null();
+    json_object_set_new(b, "id", ev->id ? json_string(ev->id) : json_null());
+    if (!one_off) json_object_set_new(b, "name", json_string(t->name));
+    json_t *st = json_object_get(n, "scheduled_time");
+    json_object_set(b, "scheduled_time", st ? st : nul);
+    json_t *p = json_object_get(n, "payload");
+    json_object_set(b, "payload", p ? p : nul);
+    json_t *c = json_object_get(n, "comment");
+    json_object_set(b, "comment", c ? c : nul);
+    if (one_off) {
+        json_t *ca = json_object_get(n, "created_at");
+        json_object_set(b, "created_at", ca ? ca : nul);
+    }
+    char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = text ? hr_buf_puts(out, text) : HR_EINVAL;
+    free(text);
+    json_decref(b);
+    json_decref(nul);
+    json_decref(n);
+    return rc;
+}
+
+int hr_payload_scheduled_time(const hr_event_t *ev, int64_t *unix_s)
+{
+    json_t *n = ev && ev->new_json ? json_loads(ev->new_json, 0, NULL) : NULL;
+    const char *s = json_string_value(json_object_get(n, "scheduled_time"));
+    struct tm tm = {0};
+    char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    int rc = HR_EINVAL;
+    if (end) {
+        if (*end == '.')
+            for (end++; *end >= '0' && *end <= '9'; end++) {
+            }
+        if (*end == 'Z' && end[1] == '\0') {
+            *unix_s = (int64_t)timegm(&tm);
+            rc = 0;
+        }
+    }
+    json_decref(n);
+    return rc;
+}

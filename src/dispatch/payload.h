@@ -7,11 +7,23 @@
 #ifndef HR_PAYLOAD_H
 #define HR_PAYLOAD_H
 
+#include <stdint.h>
+
 #include "core/buf.h"
 #include "dispatch/event.h"
 
 /* Appends the body to out. current_retry = attempts made before this one. */
 int hr_payload_build(const hr_trigger_def_t *t, const hr_event_t *ev, int current_retry,
                      hr_buf_t *out);
+
+/* The body of a scheduled event (HASURA-COMPAT.md, "Scheduled event request"): for a fire of
+ * schedule t (op CRON) {"id","name","scheduled_time","payload","comment"}; for a one-off event
+ * (op ONE_OFF) {"id","scheduled_time","payload","comment","created_at"}; the values come from
+ * the event's new ({"scheduled_time","payload","comment"[,"created_at"]}), missing ones are
+ * null. HR_EINVAL (nothing appended) when new is not a JSON object. */
+int hr_payload_build_scheduled(const hr_trigger_def_t *t, const hr_event_t *ev, hr_buf_t *out);
+/* The Unix time (seconds) of new.scheduled_time ("2026-11-23T12:00:00Z", fraction allowed), or
+ * HR_EINVAL when it is missing or not in that form. */
+int hr_payload_scheduled_time(const hr_event_t *ev, int64_t *unix_s);
 
 #endif

@@ -66,6 +66,9 @@ int hr_pg_redeliver(hr_store_t *st, const char *event_id, const char *trigger, i
                     hr_err_t *err);
 int hr_pg_replay(hr_store_t *st, const char *trigger, const hr_replay_range_t *range,
                  int64_t *queued, hr_err_t *err);
+int hr_pg_fire(hr_store_t *st, const char *name, int64_t fire_at_s, const char *new_json,
+               int *written, hr_err_t *err);
+int hr_pg_last_fire(hr_store_t *st, const char *name, int64_t *at_s, hr_err_t *err);
 int hr_pg_status(hr_store_t *st, json_t **out, hr_err_t *err);
 int hr_pg_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err_t *err);
 int hr_pg_event(hr_store_t *st, const char *event_id, int attempts_limit, int attempts_offset,

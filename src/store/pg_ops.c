@@ -13,6 +13,7 @@
  *     with columns set, an UPDATE only when one of them differs between old and new
  *     (old->c IS DISTINCT FROM new->c: absent on both sides is unchanged);
  *   - events triggers: op EMIT and the type equal to an entry, or LIKE an entry's prefix.
+ *   - schedules: op CRON and source = the schedule's name.
  * MANUAL events match no filter: they belong to the one trigger invoke queued them for.
  *
  * "After the cursor" is the reader's snapshot-range rule (store_pg.c): an event whose xid is not
@@ -130,7 +131,7 @@ static void filter_sql(const hr_trigger_def_t *t, params_t *p, hr_buf_t *sql)
     int ia = padd(p, a.data), ib = padd(p, b.data);
     hr_buf_free(&a);
     hr_buf_free(&b);
-    if (!t->table) {
+    if (!t->table && !t->cron) {
         hr_buf_printf(sql,
                       "(l.op = 'EMIT' AND (l.source = ANY ($%d::text[])"
                       " OR l.source LIKE ANY ($%d::text[])))",

@@ -137,6 +137,12 @@ const char *const hr_pg_migrations[] = {
     "    due_at = excluded.due_at, dead = excluded.dead, last_error = excluded.last_error,"
     "    updated_at = now();"
     " END $f$;",
+    /* 2: schedules. One row per fire: its key writes each fire to the log once (pg_fires.c). */
+    "CREATE TABLE herald.fires ("
+    "  schedule text NOT NULL,"
+    "  fire_at timestamptz NOT NULL,"
+    "  at timestamptz NOT NULL DEFAULT now(),"
+    "  PRIMARY KEY (schedule, fire_at));",
 };
 
 const int hr_pg_schema_version = (int)(sizeof hr_pg_migrations / sizeof hr_pg_migrations[0]);

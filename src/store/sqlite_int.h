@@ -92,6 +92,10 @@ int hr_sq_schema_version(hr_store_t *st, int *version, hr_err_t *err);
 int hr_sq_migrate(hr_store_t *st, hr_store_report_fn report, void *ud, hr_err_t *err);
 /* Refuses a schema that is missing, older or newer than this binary's (HR_ESCHEMA). */
 int hr_sq_require_schema(hr_store_t *st, hr_err_t *err);
+/* The schedules' operations (sqlite_fires.c; see store.h). */
+int hr_sq_fire(hr_store_t *st, const char *name, int64_t fire_at_s, const char *new_json,
+               int *written, hr_err_t *err);
+int hr_sq_last_fire(hr_store_t *st, const char *name, int64_t *at_s, hr_err_t *err);
 /* Stored definitions, like load_triggers; invalid ones are logged and skipped. */
 int hr_sq_load_defs(hr_store_t *st, hr_trigger_def_t **out, size_t *n, hr_err_t *err);
 void hr_sq_free_defs(hr_trigger_def_t *defs, size_t n);

@@ -126,6 +126,9 @@ static int stored_cursor(hr_store_t *st, const char *trigger, int64_t *seq, hr_e
 static const char *const read_table_sql =
     "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq > ?1 AND l.source = ?3 COLLATE NOCASE"
     " AND instr(?4, ',' || l.op || ',') > 0 ORDER BY l.seq LIMIT ?2";
+static const char *const read_cron_sql =
+    "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq > ?1 AND l.op = 'CRON' AND l.source = ?3"
+    " AND ?4 = 'CRON' ORDER BY l.seq LIMIT ?2";
 static const char *const read_events_sql =
     "SELECT " EVENT_COLS " FROM herald_log l WHERE l.seq > ?1 AND l.op = 'EMIT'"
     " AND (l.source IN (SELECT value FROM json_each(?3)) OR EXISTS (SELECT 1 FROM json_each(?4) p"
@@ -137,7 +140,11 @@ static int read_log(hr_store_t *st, const hr_trigger_def_t *t, int64_t after, si
 {
     int rc = hr_sq_exec(st, "BEGIN", err, "starting a read");
     if (rc) return rc;
-    sqlite3_stmt *s = hr_sq_stmt(st, t->table ? read_table_sql : read_events_sql, err);
+    sqlite3_stmt *s = hr_sq_stmt(st,
+                                 t->cron    ? read_cron_sql
+                                 : t->table ? read_table_sql
+                                            : read_events_sql,
+                                 err);
     if (!s) {
         rc = HR_EDB;
         goto out;

@@ -79,7 +79,7 @@ typedef struct hr_event_query {
 /* JSON shapes returned by the reporting operations, the same for every backend:
  *
  * event:   {"id": uuid, "seq": int, "created_at": RFC3339, "source": "public.orders" or the
- *           emitted type, "op": "INSERT"|"UPDATE"|"DELETE"|"MANUAL"|"EMIT",
+ *           emitted type, "op": "INSERT"|"UPDATE"|"DELETE"|"MANUAL"|"EMIT"|"CRON",
  *           "data": {"old": json|null, "new": json|null}, "session_variables": json|null}
  *          and, when listed for one trigger (events with trigger set, or event()),
  *          "deliveries": [delivery, …]
@@ -168,6 +168,16 @@ typedef struct hr_store_ops {
     /* Attempts of one trigger (or all when NULL), newest first. */
     int (*attempts)(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
                     hr_err_t *err);
+
+    /* --- schedules (synchronous: one short statement, called by the scheduler on the loop) --- */
+    /* Writes fire fire_at_s (Unix seconds) of schedule name to the log (op CRON, source = name,
+     * new = new_json) exactly once: *written = 1 when this call wrote it, 0 when it was written
+     * before (by this or another process). */
+    int (*fire)(hr_store_t *st, const char *name, int64_t fire_at_s, const char *new_json,
+                int *written, hr_err_t *err);
+    /* Where catching up starts: the later of the schedule's latest recorded fire and the
+     * creation of its definition, in Unix seconds. HR_ENOTFOUND when there is neither. */
+    int (*last_fire)(hr_store_t *st, const char *name, int64_t *at_s, hr_err_t *err);
 
     /* Optional (NULL when the backend has none): cb(ud) runs on the loop when the database may
      * hold new events (SQLite: another process wrote the file), so that the reader need not

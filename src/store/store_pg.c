@@ -858,6 +858,13 @@ static int pg_ping(hr_store_t *st, hr_store_done_cb cb, void *ud)
  * triggers match emitted types exactly or by prefix. Appends SQL using $6 and $7. */
 void hr_pg_filter_params(const hr_trigger_def_t *t, hr_buf_t *p6, hr_buf_t *p7)
 {
+    if (t->cron) {
+        /* A schedule's fires: source = its name, op CRON (no table or events trigger reads
+         * op CRON, and a schedule reads no other op). */
+        hr_buf_puts(p6, t->name);
+        hr_buf_puts(p7, "{CRON}");
+        return;
+    }
     if (t->table) {
         hr_capture_source(t->schema, t->table, p6);
         /* MANUAL events are queued for their one trigger (invoke), never read from the log. */
@@ -1017,8 +1024,9 @@ static int send_read(op_ctx_t *c)
     params[4] = limit;
     params[5] = p6.data;
     params[6] = p7.data;
-    int rc = hr_pgconn_query(c->st->async, c->t->table ? read_sql_table : read_sql_events, 7,
-                             params, on_page, c);
+    int rc =
+        hr_pgconn_query(c->st->async, c->t->table || c->t->cron ? read_sql_table : read_sql_events,
+                        7, params, on_page, c);
     hr_buf_free(&p6);
     hr_buf_free(&p7);
     return rc;
@@ -1224,6 +1232,8 @@ const hr_store_ops_t hr_store_pg_ops = {
     .events = hr_pg_events,
     .event = hr_pg_event,
     .attempts = hr_pg_attempts,
+    .fire = hr_pg_fire,
+    .last_fire = hr_pg_last_fire,
     .reconnects = pg_reconnects,
     .close = pg_close,
 };

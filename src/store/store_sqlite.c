@@ -111,6 +111,12 @@ static const char *const migrations[] = {
     "    WHERE NEW.type IS NULL OR NEW.type = '';"
     "  INSERT INTO herald_log (source, op, new) VALUES (NEW.type, 'EMIT', json(NEW.payload));"
     " END;",
+    /* 2: schedules. One row per fire (Unix seconds); see sqlite_fires.c. */
+    "CREATE TABLE herald_fires ("
+    "  schedule TEXT NOT NULL,"
+    "  fire_at INTEGER NOT NULL,"
+    "  at TEXT NOT NULL DEFAULT " HR_SQ_NOW ","
+    "  PRIMARY KEY (schedule, fire_at)) STRICT;",
 };
 
 static const int schema_version = (int)(sizeof migrations / sizeof migrations[0]);
@@ -715,6 +721,11 @@ int hr_sq_create_cursor(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err
 void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *nparams)
 {
     *nparams = 2;
+    if (t->cron) {
+        /* A schedule's fires: op CRON and source = its name (exact: names are case-sensitive). */
+        hr_buf_printf(sql, "(l.op = 'CRON' AND l.source = ?%d AND ?%d = 'CRON')", first, first + 1);
+        return;
+    }
     if (!t->table) {
         hr_buf_printf(sql,
                       "(l.op = 'EMIT' AND (l.source IN (SELECT value FROM json_each(?%d))"
@@ -743,7 +754,10 @@ void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *
 void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first)
 {
     hr_buf_t a = HR_BUF_INIT, b = HR_BUF_INIT;
-    if (t->table) {
+    if (t->cron) {
+        hr_buf_puts(&a, t->name);
+        hr_buf_puts(&b, "CRON");
+    } else if (t->table) {
         hr_sq_source(t, &a);
         /* MANUAL events are queued for their one trigger (invoke), never read from the log. */
         hr_buf_printf(&b, ",%s%s%s", t->ops & HR_OP_INSERT ? "INSERT," : "",
@@ -940,6 +954,8 @@ const hr_store_ops_t hr_store_sqlite_ops = {
     .events = hr_sq_events,
     .event = hr_sq_event,
     .attempts = hr_sq_attempts,
+    .fire = hr_sq_fire,
+    .last_fire = hr_sq_last_fire,
     .set_wakeup = hr_sq_set_wakeup,
     .reconnects = sq_reconnects,
     .close = sq_close,

@@ -212,7 +212,7 @@ static const struct {
     /* Unknown keys, at each level. */
     {"colour: red\n",
      "herald.yaml:1: colour: unknown key (expected one of: database, listen, admin_secret, "
-     "log_level, shutdown_grace, triggers)"},
+     "log_level, shutdown_grace, triggers, schedules)"},
     {T0 EV WH "    colour: red\n",
      "herald.yaml:5: triggers[0].colour: unknown key (expected one of: name, table, operations, "
      "columns, payload, events, webhook, headers, retry, secret, start, concurrency)"},
@@ -346,6 +346,24 @@ static const struct {
     {"- database\n", "herald.yaml:1: expected a mapping of keys at the top level, got a list"},
     {T0 "    events: [x, [y]]\n" WH,
      "herald.yaml:3: triggers[0].events[1]: expected a string, got a list"},
+    /* Schedules. */
+    {"schedules:\n  - name: s\n    cron: \"61 * * * *\"\n    webhook: http://h/\n",
+     "herald.yaml:3: schedules[0].cron: cron \"61 * * * *\": minute: 61 is out of range 0-59"},
+    {"schedules:\n  - name: s\n    cron: \"0 0 30 2 *\"\n    webhook: http://h/\n",
+     "herald.yaml:3: schedules[0].cron: cron \"0 0 30 2 *\" never fires (no month has the day "
+     "it names)"},
+    {"schedules:\n  - name: s\n    webhook: http://h/\n",
+     "herald.yaml:2: schedules[0].cron: required key is missing"},
+    {"schedules:\n  - name: s\n    cron: \"@daily\"\n    webhook: http://h/\n    table: t\n",
+     "herald.yaml:5: schedules[0].table: unknown key (expected one of: name, cron, webhook, "
+     "payload, headers, retry, secret, tolerance, comment)"},
+    {"schedules:\n  - name: s\n    cron: \"@daily\"\n    webhook: http://h/\n    tolerance: 0\n",
+     "herald.yaml:5: schedules[0].tolerance: must be greater than 0"},
+    {T0 EV WH "schedules:\n  - name: a\n    cron: \"@daily\"\n    webhook: http://h/\n",
+     "herald.yaml:5: schedules[0].name: \"a\" is also the name of a trigger (triggers[0])"},
+    {"schedules:\n  - name: s\n    cron: \"@daily\"\n    webhook: http://h/\n"
+     "  - name: s\n    cron: \"@daily\"\n    webhook: http://h/\n",
+     "herald.yaml:5: schedules[1].name: duplicate schedule name \"s\" (first defined at line 2)"},
     /* YAML itself. */
     {"database: sqlite:x\ntriggers:\n  - name: \"a\n",
      "herald.yaml:3: YAML syntax error: double-quoted scalar without closing quote"},

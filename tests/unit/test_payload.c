@@ -633,6 +633,59 @@ static void test_payload_deep_nesting(void **state)
     }
 }
 
+/* Scheduled events: Hasura's scheduled-event body, built from the fire's new. */
+static void test_payload_scheduled(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *op, *new_json, *body;
+    } cases[] = {
+        {"CRON",
+         "{'scheduled_time': '2026-11-23T12:00:00Z', 'payload': {'k': [1, 2]}, "
+         "'comment': 'c'}",
+         "{'id':'" ID "','name':'nightly','scheduled_time':'2026-11-23T12:00:00Z',"
+         "'payload':{'k':[1,2]},'comment':'c'}"},
+        {"CRON", "{'scheduled_time': '2026-11-23T12:00:00Z'}",
+         "{'id':'" ID "','name':'nightly','scheduled_time':'2026-11-23T12:00:00Z',"
+         "'payload':null,'comment':null}"},
+        {"ONE_OFF",
+         "{'scheduled_time': '2026-11-23T12:00:00Z', 'payload': 'x', 'comment': null, "
+         "'created_at': '" TS "', 'webhook': 'http://h/'}",
+         "{'id':'" ID "','scheduled_time':'2026-11-23T12:00:00Z','payload':'x','comment':null,"
+         "'created_at':'" TS "'}"},
+    };
+    hr_trigger_def_t t = {.name = "nightly", .cron = "* * * * *"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *nj = dq(cases[i].new_json), *want = dq(cases[i].body);
+        hr_event_t ev = {.seq = 1, .id = ID, .created_at = TS, .op = cases[i].op, .new_json = nj};
+        hr_buf_t out = HR_BUF_INIT;
+        assert_int_equal(hr_payload_build_scheduled(&t, &ev, &out), 0);
+        assert_string_equal(out.data, want);
+        int64_t at = 0;
+        assert_int_equal(hr_payload_scheduled_time(&ev, &at), 0);
+        assert_int_equal(at, 1795435200);
+        hr_buf_free(&out);
+        free(nj);
+        free(want);
+    }
+    /* Not an object, or no usable scheduled_time. */
+    hr_event_t bad = {.id = ID, .op = "CRON", .new_json = "[1]"};
+    hr_buf_t out = HR_BUF_INIT;
+    int64_t at;
+    assert_int_equal(hr_payload_build_scheduled(&t, &bad, &out), HR_EINVAL);
+    assert_int_equal(out.len, 0);
+    bad.new_json = "{\"scheduled_time\": \"2026-11-23 12:00\"}";
+    assert_int_equal(hr_payload_scheduled_time(&bad, &at), HR_EINVAL);
+    /* A schedule matches its fires only, and no other trigger matches them. */
+    hr_event_t fire = {.id = ID, .op = "CRON", .new_json = "{}"};
+    assert_true(hr_event_matches(&t, &fire));
+    hr_trigger_def_t table = {.name = "t", .schema = "public", .table = "nightly", .ops = 15};
+    assert_false(hr_event_matches(&table, &fire));
+    hr_event_t row = {.id = ID, .op = "INSERT", .schema = "public", .table = "nightly"};
+    assert_false(hr_event_matches(&t, &row));
+    hr_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_payload_errors),
         cmocka_unit_test(test_payload_validation_matches_jansson),
         cmocka_unit_test(test_payload_deep_nesting),
+        cmocka_unit_test(test_payload_scheduled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,7 +262,7 @@ describe('apply', () => {
     // A capture line may go on with details (e.g. the operations captured): match its start.
     const has = (expected) => out.filter((l) => l === expected || l.startsWith(`${expected} `)).length;
     for (const expected of [
-      'schema: installed version 1',
+      'schema: installed version 2',
       'capture: installed on public.orders',
       'capture: installed on public.customers',
       'trigger order_events: created',
