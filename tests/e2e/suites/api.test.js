@@ -113,13 +113,15 @@ describe('health', () => {
     const s = await stack(cluster, { backend, triggers: noTriggers });
     const meta = backend === 'sqlite' ? 'herald_meta' : 'herald.meta';
     assert.equal((await http(s.herald, '/readyz')).status, 200);
+    const { rows } = await s.db.query(`SELECT value FROM ${meta} WHERE key = 'schema_version'`);
+    const current = String(rows[0].value);
     await s.db.query(`UPDATE ${meta} SET value = '99' WHERE key = 'schema_version'`);
     const r = await http(s.herald, '/readyz');
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.status, 'unavailable');
     assert.match(r.json.reason, /version 99|newer/);
     assert.equal((await http(s.herald, '/healthz')).status, 200, 'the process is still alive');
-    await s.db.query(`UPDATE ${meta} SET value = '1' WHERE key = 'schema_version'`);
+    await s.db.query(`UPDATE ${meta} SET value = $1 WHERE key = 'schema_version'`, [current]);
     assert.equal((await http(s.herald, '/readyz')).status, 200);
     assert.equal(await s.herald.stop(), 0);
   });
