@@ -19,6 +19,7 @@
  * that nobody changed the stored definitions since it loaded them (409 conflict otherwise). */
 #include "api/api.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #define BULK_DEPTH_MAX 4 /* bulk within bulk */
 #define LIMIT_MAX 100000 /* largest limit of the log reads */
 #define SCAN_CHUNK 1000  /* events read per step when filtering processed events */
+#define SCAN_MAX 100     /* chunks read at most: processed events among the newest 100,000 */
 
 /* Who last changed a staged definition: errors found when applying point there. */
 typedef struct owner {
@@ -79,6 +81,10 @@ static int store_fail(hr_md_err_t *e, int rc, hr_err_t *err, const char *path)
         return hr_md_fail(e, 400, "not-exists", path, "%s", msg);
     case HR_EEXIST:
         return hr_md_fail(e, 400, "already-exists", path, "%s", msg);
+    case HR_ESCHEMA:
+        /* Nothing was ever made in this database: whatever was named does not exist. */
+        if (strstr(msg, "not installed")) return hr_md_fail(e, 400, "not-exists", path, "%s", msg);
+        /* fall through */
     default:
         hr_log(HR_LOG_ERROR, "msg=\"metadata: database error\" error=\"%s\"", msg);
         return hr_md_fail(e, 500, "unexpected", "$", "database error: %s", msg);
@@ -510,25 +516,31 @@ static int op_invoke(session_t *s, const json_t *args, const char *path, json_t 
     return 0;
 }
 
-/* An event id the store can look up, else Hasura's not-exists. */
-static int event_id_arg(const json_t *args, const char *path, const char **id, const char *fmt,
+/* An event id the store can look up, in lower case as the store writes ids, into id[37]; else
+ * Hasura's not-exists. */
+static int event_id_arg(const json_t *args, const char *path, char id[37], const char *fmt,
                         hr_md_err_t *e)
 {
     char p[HR_MD_PATH_MAX];
-    if (arg_string(args, "event_id", path, 1, id, e)) return -1;
-    if (hr_md_is_uuid(*id)) return 0;
+    const char *s;
+    if (arg_string(args, "event_id", path, 1, &s, e)) return -1;
+    if (hr_md_is_uuid(s)) {
+        for (int i = 0; i < 37; i++)
+            id[i] = (char)tolower((unsigned char)s[i]);
+        return 0;
+    }
     hr_md_path_key(p, sizeof p, path, "event_id");
-    return hr_md_fail(e, 400, "not-exists", p, fmt, *id);
+    return hr_md_fail(e, 400, "not-exists", p, fmt, s);
 }
 
 static int op_redeliver(session_t *s, const json_t *args, const char *path, json_t **out,
                         hr_md_err_t *e)
 {
     static const char *const keys[] = {"event_id", "source", "trigger", NULL};
-    const char *id, *trigger;
-    char p[HR_MD_PATH_MAX];
+    const char *trigger;
+    char id[37], p[HR_MD_PATH_MAX];
     if (args_object(args, path, keys, e) ||
-        event_id_arg(args, path, &id, "event not found (%.60s is not an event id)", e) ||
+        event_id_arg(args, path, id, "event not found (%.60s is not an event id)", e) ||
         arg_source(args, path, e) || arg_string(args, "trigger", path, 0, &trigger, e))
         return -1;
     if (flush(s, path, e)) return -1;
@@ -640,7 +652,9 @@ static int op_event_logs(session_t *s, const json_t *args, const char *path, jso
         }
         size_t got = json_array_size(evs);
         json_decref(evs);
-        if (!processed || (int)json_array_size(rows) >= limit || got < SCAN_CHUNK) break;
+        if (!processed || (int)json_array_size(rows) >= limit || got < SCAN_CHUNK ||
+            q.offset >= (SCAN_MAX - 1) * SCAN_CHUNK)
+            break;
         q.offset += SCAN_CHUNK;
     }
     defs_free(defs, n);
@@ -690,11 +704,10 @@ static int op_event_by_id(session_t *s, const json_t *args, const char *path, js
 {
     static const char *const keys[] = {"event_id", "source", "invocation_log_limit",
                                        "invocation_log_offset", NULL};
-    const char *id;
     int limit, offset;
-    char p[HR_MD_PATH_MAX];
+    char id[37], p[HR_MD_PATH_MAX];
     if (args_object(args, path, keys, e) ||
-        event_id_arg(args, path, &id, "event id %.60s does not exist", e) ||
+        event_id_arg(args, path, id, "event id %.60s does not exist", e) ||
         arg_source(args, path, e) ||
         arg_int(args, "invocation_log_limit", path, 100, 1, LIMIT_MAX, &limit, e) ||
         arg_int(args, "invocation_log_offset", path, 0, 0, INT_MAX, &offset, e))

@@ -299,6 +299,8 @@ describe('events', () => {
     assert.equal(byId.event.error, false);
     assert.deepEqual(byId.event.deliveries.map((d) => [d.trigger, d.state]), [['x', 'delivered']]);
     assert.deepEqual(byId.invocations.map((i) => i.http_status), [200, 500]);
+    // An id in upper case names the same event.
+    assert.equal((await ok(s, 'pg_get_event_by_id', { event_id: dead.toUpperCase() })).event.id, dead);
 
     await fails(s, { type: 'pg_redeliver_event', args: { event_id: '00000000-0000-4000-8000-000000000000' } }, 400,
       'not-exists', '$.args.event_id', /^event not found$/);
