@@ -783,11 +783,11 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
         return rc;
     }
     for (size_t i = 0; i < ndefs; i++) trig_new(d, &defs[i]);
-    d->sched = hr_scheduler_new(loop, ops, store, on_fired, d);
-    hr_scheduler_sync(d->sched, defs, ndefs);
     uv_timer_init(loop, &d->tick);
     uv_timer_init(loop, &d->grace);
     d->tick.data = d->grace.data = d;
+    d->sched = hr_scheduler_new(loop, ops, store, on_fired, d);
+    hr_scheduler_sync(d->sched, defs, ndefs);
     d->handles_open = 3; /* tick, grace and the scheduler's timer */
     uv_timer_start(&d->tick, on_tick, 0, 0);
     *out = d;
