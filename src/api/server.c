@@ -6,16 +6,14 @@
  * with lws_set_opaque_user_data (lws' per-session data is re-allocated per transaction, the
  * opaque pointer is ours). Its life:
  *
- *   LWS_CALLBACK_HTTP ──route/limits fail──► RESPONDING (404, 405, 411, 413)
- *        │ body announced                       ▲
- *        ▼                                      │ hr_response_send → lws_callback_on_writable
- *     READING ──BODY_COMPLETION──► HANDLER ─────┘
- *        │ deadline (lws sul)         │ connection closed
- *        ▼                            ▼
- *     connection killed           ORPHANED (close callback; hr_response_send only frees)
- *
- *   RESPONDING ──HTTP_WRITEABLE: one lws_write of headers+body──► freed,
- *              then lws_http_transaction_completed (keep-alive) or close.
+ *   LWS_CALLBACK_HTTP ─┬─ no body ────────────────────────────────────────► HANDLER
+ *                      ├─ body announced ─► READING ─BODY_COMPLETION──────► HANDLER
+ *                      │                      ├─ a 404/405/413: body dropped ─► RESPONDING
+ *                      │                      └─ deadline (lws sul): connection killed
+ *                      └─ 400, 411, 404/405/413 without or with a huge body ──► RESPONDING
+ *   HANDLER ─hr_response_send─► RESPONDING ─HTTP_WRITEABLE: one lws_write─► freed; then
+ *      │                                      lws_http_transaction_completed, or close
+ *      └─ connection closed ─► ORPHANED (close callback; hr_response_send only frees)
  *
  * Invariants: (1) the wsi's opaque pointer is the request, or NULL between requests; (2) a
  * request in HANDLER or ORPHANED state is owned by the handler until hr_response_send; every
@@ -26,6 +24,15 @@
  * raw, so the header block built by lws_add_http_* and lws_finalize_http_header is followed by
  * the body in the same buffer (this also sidesteps lws_finalize_write_http_header, which does
  * not rewind the write pointer). HTTP/2 is not offered (no TLS, no h2c), so this holds.
+ *
+ * No pipelining. lws 4.1.6 mishandles input read beyond the current request (it lands in the
+ * connection's "buflist"): after a body it repeats BODY_COMPLETION until the answer is written,
+ * and a request with a body parsed from that buffer takes header bytes for the body and then
+ * loops for ever inside lws_http_action. So (1) the server's own early answers wait until the
+ * announced body is read, so that a well-behaved client's next request cannot arrive along with
+ * it; (2) before lws_http_transaction_completed, lws_service_adjust_timeout tells whether any
+ * connection holds such input; if so the answer carries Connection: close and the connection
+ * closes instead; (3) a BODY/BODY_COMPLETION callback without a request closes the connection.
  *
  * While a handler works, reading the connection is paused (lws_rx_flow_control): lws 4.1.6
  * would otherwise spin on a readable socket (a client that left) that it does not read in that
@@ -122,8 +129,13 @@ struct hr_request {
     int paused;           /* reading the connection is paused while the handler works */
     lws_sorted_usec_list_t deadline;
     hval_t *hvals;
-    /* response: LWS_PRE bytes of headroom, then headers and body */
-    unsigned char *out;
+    /* a response of the server's own, sent once the announced body has been read */
+    int err_status;
+    const char *err_msg;
+    /* the response, kept from hr_response_send to HTTP_WRITEABLE */
+    int status;
+    char *ctype;
+    char *out_body;
     size_t out_len;
     char *resp_headers; /* "name\0value\0" pairs, resp_headers_len bytes */
     size_t resp_headers_len;
@@ -165,7 +177,8 @@ static void req_free(hr_request_t *req)
     free(req->path);
     free(req->query);
     free(req->body);
-    free(req->out);
+    free(req->ctype);
+    free(req->out_body);
     free(req->resp_headers);
     free(req);
 }
@@ -239,21 +252,20 @@ static void on_deadline(lws_sorted_usec_list_t *sul)
     lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
 }
 
-/* Builds the response buffer (status line, headers, body) while the wsi is alive. */
-static int build_response(hr_request_t *req, int status, const char *content_type, const void *body,
-                          size_t len)
+/* Builds the whole response (status line, headers, body) after LWS_PRE bytes of headroom into
+ * a new buffer; *len is its length after the headroom. NULL when the headers do not fit. */
+static unsigned char *build_response(hr_request_t *req, int status, const char *ctype,
+                                     const char *body, size_t blen, size_t *len)
 {
     struct lws *wsi = req->wsi;
-    size_t room =
-        HEADER_ROOM + req->resp_headers_len * 2 + (content_type ? strlen(content_type) : 0);
+    size_t room = HEADER_ROOM + req->resp_headers_len * 2 + (ctype ? strlen(ctype) : 0);
     if (req->srv) room += strlen(req->srv->server_name);
-    size_t blen = req->is_head ? 0 : len;
-    req->out = hr_xmalloc(LWS_PRE + room + blen);
-    unsigned char *start = req->out + LWS_PRE, *p = start, *end = start + room;
+    size_t send_len = req->is_head ? 0 : blen;
+    unsigned char *out = hr_xmalloc(LWS_PRE + room + send_len);
+    unsigned char *start = out + LWS_PRE, *p = start, *end = start + room;
 
-    if (lws_add_http_common_headers(wsi, (unsigned)status, content_type, (lws_filepos_t)len, &p,
-                                    end))
-        return -1;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, (lws_filepos_t)blen, &p, end))
+        goto fail;
     for (size_t off = 0; off < req->resp_headers_len;) {
         const char *name = req->resp_headers + off;
         const char *value = name + strlen(name) + 1;
@@ -262,36 +274,32 @@ static int build_response(hr_request_t *req, int status, const char *content_typ
         snprintf(lname, sizeof lname, "%s:", name);
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)lname,
                                         (const unsigned char *)value, (int)strlen(value), &p, end))
-            return -1;
+            goto fail;
     }
     if (req->close_after &&
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
                                      &p, end))
-        return -1;
-    if (lws_finalize_http_header(wsi, &p, end)) return -1;
-    if (blen) memcpy(p, body, blen);
-    req->out_len = (size_t)(p - start) + blen;
-    return 0;
+        goto fail;
+    if (lws_finalize_http_header(wsi, &p, end)) goto fail;
+    if (send_len) memcpy(p, body, send_len);
+    *len = (size_t)(p - start) + send_len;
+    return out;
+fail:
+    free(out);
+    return NULL;
 }
 
+/* Keeps the response and asks lws for a writeable callback. */
 static void respond(hr_request_t *req, int status, const char *content_type, const void *body,
                     size_t len)
 {
     req->state = REQ_RESPONDING;
-    if (build_response(req, status, content_type, body, len) != 0) {
-        hr_log(HR_LOG_WARN, "component=server status=%d msg=\"response headers too large\"",
-               status);
-        free(req->out);
-        req->out = NULL;
-        req->close_after = 1;
-        /* Fall back to a bare 500; it always fits. */
-        req->resp_headers_len = 0;
-        if (build_response(req, 500, NULL, NULL, 0) != 0) {
-            free(req->out);
-            req->out = NULL;
-            req->out_len = 0;
-        }
-    }
+    req->status = status;
+    req->ctype = hr_xstrdup(content_type);
+    req->out_len = req->is_head ? 0 : len;
+    req->out_body = hr_xmalloc(req->out_len + 1);
+    if (req->out_len) memcpy(req->out_body, body, req->out_len);
+    req->out_len = len; /* Content-Length, also for HEAD */
     lws_callback_on_writable(req->wsi);
 }
 
@@ -445,22 +453,29 @@ static int on_http(hr_server_t *srv, struct lws *wsi, const char *uri, size_t ur
         hr_response_header(req, "Allow", allow);
     }
     if (!route && srv->fallback.fn) route = &srv->fallback;
+    /* lws calls BODY and BODY_COMPLETION for any announced body, even an explicit zero-length
+     * one on a POST. */
+    int has_body = clen > 0 || (has_clen && !strcmp(req->method, "POST"));
     if (!route || (size_t)clen > srv->max_body) {
-        /* Let lws drain a modest unread body so the connection stays usable; close on a big one. */
-        if ((size_t)clen > srv->max_body * DRAIN_FACTOR) req->close_after = 1;
-        if (!route)
-            respond_error(req, path_known ? 405 : 404,
-                          path_known ? "method not allowed" : "not found");
-        else
-            respond_error(req, 413, "request body too large");
-        return 0;
+        req->err_status = !route ? (path_known ? 405 : 404) : 413;
+        req->err_msg =
+            !route ? (path_known ? "method not allowed" : "not found") : "request body too large";
+        /* A modest body is read and dropped before the answer, so that the client's next
+         * request never arrives while this one's body is still being read (see on_writeable);
+         * a big one is not worth reading: answer now and close. */
+        if (!has_body || (size_t)clen > srv->max_body * DRAIN_FACTOR) {
+            if (has_body) req->close_after = 1;
+            respond_error(req, req->err_status, req->err_msg);
+            return 0;
+        }
+    } else {
+        req->route = route;
+        if (has_body) {
+            req->body = hr_xmalloc((size_t)clen + 1);
+            req->body[0] = '\0';
+        }
     }
-
-    /* A POST with an explicit zero length still gets BODY/BODY_COMPLETION callbacks from lws. */
-    req->route = route;
-    if (clen > 0 || (has_clen && !strcmp(req->method, "POST"))) {
-        req->body = hr_xmalloc((size_t)clen + 1);
-        req->body[0] = '\0';
+    if (has_body) {
         lws_sul_schedule(lws_get_context(wsi), 0, &req->deadline, on_deadline,
                          (lws_usec_t)srv->request_timeout_ms * 1000);
         return 0;
@@ -474,11 +489,26 @@ static int on_writeable(struct lws *wsi)
     hr_request_t *req = lws_get_opaque_user_data(wsi);
     if (!req || req->state != REQ_RESPONDING) return 0;
     hr_server_t *srv = req->srv;
-    int close_after = req->close_after || !req->out;
+    /* Data read beyond this request (a pipelining client) would be parsed by lws after
+     * lws_http_transaction_completed, and lws 4.1.6 mishandles a request with a body parsed
+     * from that buffer (it takes header bytes for the body, then loops for ever). So when any
+     * connection holds such data, answer with Connection: close and close instead. */
+    if (!req->close_after && lws_service_adjust_timeout(lws_get_context(wsi), 1, 0) == 0)
+        req->close_after = 1;
+    size_t len = 0;
+    unsigned char *out =
+        build_response(req, req->status, req->ctype, req->out_body, req->out_len, &len);
+    if (!out) {
+        hr_log(HR_LOG_WARN, "component=server status=%d msg=\"response headers too large\"",
+               req->status);
+        req->resp_headers_len = 0;
+        req->close_after = 1;
+        out = build_response(req, 500, NULL, NULL, 0, &len);
+    }
     int rc = 0;
-    if (req->out &&
-        lws_write(wsi, req->out + LWS_PRE, req->out_len, LWS_WRITE_HTTP_FINAL) < (int)req->out_len)
-        rc = -1;
+    if (!out || lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len) rc = -1;
+    free(out);
+    int close_after = req->close_after;
     if (srv) srv->stats.responses++;
     lws_set_opaque_user_data(wsi, NULL);
     req_free(req);
@@ -498,7 +528,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_HTTP_BODY:
         req = lws_get_opaque_user_data(wsi);
-        if (req && req->state == REQ_READING && len) {
+        if (!req) return -1; /* no request: lws lost track of the input (see on_writeable) */
+        if (req->state != REQ_READING) return 0; /* a body we answered without reading */
+        if (len && !req->err_status) {
             if (req->body_len + len > req->body_expect) return -1; /* cannot happen with lws */
             memcpy(req->body + req->body_len, in, len);
             req->body_len += len;
@@ -507,7 +539,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         req = lws_get_opaque_user_data(wsi);
-        if (req && req->state == REQ_READING) dispatch(req, req->route);
+        /* lws repeats the completion (consuming nothing) while input that arrived after the
+         * body waits and the response is not written yet; on_writeable then closes. Without
+         * a request lws has lost track of the input: close rather than loop. */
+        if (!req) return -1;
+        if (req->state != REQ_READING) return 0;
+        lws_sul_cancel(&req->deadline);
+        if (req->err_status)
+            respond_error(req, req->err_status, req->err_msg);
+        else
+            dispatch(req, req->route);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_writeable(wsi);

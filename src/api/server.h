@@ -10,11 +10,14 @@
  * Routing is by exact path. An unknown path gets 404; a known path with another method gets 405
  * with an Allow header. The body is read completely before the handler runs; requests that
  * declare more than max_body bytes get 413, POST/PUT/PATCH without Content-Length (and any
- * chunked request body) get 411. Malformed requests are refused by libwebsockets' parser (403
- * for an unparsable request line, a closed connection for headers or a URL over the cap);
- * headers and then the body must each arrive within request_timeout_ms. HTTP/1.1 keep-alive is
- * supported; pipelined requests are served one after the other. WebSocket upgrades are refused for
- * now.
+ * chunked request body) get 411. The server's own 404/405/413 come after the announced body
+ * has been read and dropped, unless it is over 8 × max_body: then at once, and the connection
+ * closes. Malformed requests are refused by libwebsockets' parser (403 for an unparsable
+ * request line, a closed connection for headers or a URL over the cap); headers and then the
+ * body must each arrive within request_timeout_ms. HTTP/1.1 keep-alive is supported, pipelining
+ * is not: a request sent before the previous answer arrived is dropped with the connection,
+ * whose last answer says Connection: close (clients send such requests again). WebSocket
+ * upgrades are refused for now.
  *
  * Ownership of a request: the hr_request_t passed to a handler belongs to the handler until it
  * calls hr_response_send, exactly once, now or from a later loop callback; the call gives it

@@ -334,6 +334,7 @@ static int has_header(const resp_t *r, const char *line)
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 static void raw_exchange(fx_t *fx, const char *s, size_t len, hr_buf_t *out);
+static int raw_connect(fx_t *fx);
 
 static void client_routing(fx_t *fx)
 {
@@ -433,17 +434,34 @@ static void client_body_limits(fx_t *fx)
     CHECK_EQ(r.status, 201);
     resp_free(&r);
     curl_easy_cleanup(c);
-    /* (curl drops a connection whose upload was answered early; a raw client shows that the
-     * server drains the rest and serves the next request on the same connection.) */
+    /* (curl drops a connection whose upload was answered early.) A raw client that waits for
+     * the answer: the server reads and drops the rest of the body, answers 413, and serves
+     * the next request on the same connection. */
     hr_buf_t raw, out;
     hr_buf_init(&raw, 0);
     hr_buf_printf(&raw, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
                   64 * 1024 + 1);
     hr_buf_append(&raw, big, 64 * 1024 + 1);
-    hr_buf_puts(&raw, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    int fd = raw_connect(fx);
+    CHECK_EQ(write(fd, raw.data, raw.len), (ssize_t)raw.len);
+    char buf[1024];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    CHECK(got > 12);
+    buf[got] = '\0';
+    CHECK(strncmp(buf, "HTTP/1.1 413", 12) == 0);
+    CHECK(strcasestr(buf, "connection: close") == NULL);
+    const char *next = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK_EQ(write(fd, next, strlen(next)), (ssize_t)strlen(next));
+    got = read(fd, buf, sizeof buf - 1);
+    CHECK(got > 12 && strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    close(fd);
+    /* A request sent along before the answer (pipelining) is not served: the answer to the
+     * first one says Connection: close. */
+    hr_buf_puts(&raw, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     raw_exchange(fx, raw.data, raw.len, &out);
     CHECK(strncmp(out.data, "HTTP/1.1 413", 12) == 0);
-    CHECK(strstr(out.data, "HTTP/1.1 200") != NULL);
+    CHECK(strcasestr(out.data, "connection: close") != NULL);
+    CHECK(strstr(out.data, "HTTP/1.1 200") == NULL);
     hr_buf_free(&raw);
     hr_buf_free(&out);
 
@@ -650,12 +668,28 @@ static void client_malformed(fx_t *fx)
     CHECK(strncmp(out.data, "HTTP/1.0 200", 12) == 0);
     hr_buf_free(&out);
 
-    /* Two pipelined requests in one write are both answered. */
-    const char *two = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    raw_exchange(fx, two, strlen(two), &out);
-    const char *second = strstr(out.data + 1, "HTTP/1.1 200");
-    CHECK(strncmp(out.data, "HTTP/1.1 200", 12) == 0 && second);
+    /* Pipelining is not supported: the first of several requests in one write is answered with
+     * Connection: close, the rest are dropped with the connection (clients send them again).
+     * lws 4.1.6 would loop for ever on a pipelined request with a body; it must not. */
+    static const char *pipelined[] = {
+        "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+        "GET /async HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /async HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok",
+    };
+    for (size_t i = 0; i < sizeof pipelined / sizeof pipelined[0]; i++) {
+        raw_exchange(fx, pipelined[i], strlen(pipelined[i]), &out);
+        CHECK(strncmp(out.data, "HTTP/1.1 ", 9) == 0);
+        CHECK(strcasestr(out.data, "connection: close") != NULL);
+        CHECK(strstr(out.data + 1, "HTTP/1.1") == NULL);
+        hr_buf_free(&out);
+        assert_still_serving(fx);
+    }
     hr_buf_free(&out);
 }
 
