@@ -36,6 +36,7 @@ static const char usage[] =
     "  replay TRIGGER --from SEQ|TIME [--to SEQ|TIME]\n"
     "                      deliver a range of the log again to one trigger (TIME: RFC 3339)\n"
     "  emit TYPE JSON      append a custom event to the log; prints its id\n"
+    "  schedules           the schedules (cron triggers) and their next fire times (UTC)\n"
     "  Each takes -c FILE (default ./herald.yaml when it exists) to find the database, and\n"
     "  --json to print JSON instead of a table.\n"
     "\n"

@@ -28,7 +28,10 @@
 
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
+#include "sched/cron.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 
 #define JSON_OUT_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
@@ -616,6 +619,60 @@ static int run_emit(ctx_t *c)
     return HR_EXIT_OK;
 }
 
+/* herald schedules: every schedule with its next fire time (on the schedules' clock, see
+ * src/sched/scheduler.h), read from the stored definitions. */
+static int run_schedules(ctx_t *c)
+{
+    hr_trigger_def_t *defs = NULL;
+    size_t n = 0;
+    hr_err_t err = {0};
+    if (c->ops->load_triggers(c->st, &defs, &n, &err) != 0) return store_fail(c, &err);
+    json_t *j = json_array();
+    int64_t now_s = hr_sched_now_us() / 1000000;
+    for (size_t i = 0; i < n; i++) {
+        const hr_trigger_def_t *d = &defs[i];
+        if (!d->cron) continue;
+        hr_cron_t cron;
+        int64_t next;
+        char at[40] = "";
+        if (hr_cron_parse(d->cron, &cron, NULL) == 0 && hr_cron_next(&cron, now_s, &next) == 0) {
+            hr_format_rfc3339_us(next * 1000000, at, sizeof at);
+            char *dot = strchr(at, '.');
+            if (dot) strcpy(dot, "Z");
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(d->name));
+        json_object_set_new(o, "cron", json_string(d->cron));
+        json_object_set_new(o, "webhook", json_string(d->webhook));
+        json_object_set_new(o, "next_fire_at", *at ? json_string(at) : json_null());
+        json_object_set_new(o, "tolerance_seconds",
+                            json_integer((json_int_t)(d->tolerance_ms / 1000)));
+        json_object_set_new(o, "comment", d->comment ? json_string(d->comment) : json_null());
+        json_array_append_new(j, o);
+    }
+    for (size_t i = 0; i < n; i++)
+        hr_trigger_def_clear(&defs[i]);
+    free(defs);
+    if (c->json) {
+        print_json(j);
+    } else if (json_array_size(j) == 0) {
+        printf("no schedules\n");
+    } else {
+        static const char *const head[] = {"SCHEDULE", "CRON", "NEXT FIRE", "WEBHOOK"};
+        table_t t = {.ncols = 4, .head = head, .right = "llll"};
+        size_t i;
+        json_t *o;
+        json_array_foreach(j, i, o)
+        {
+            const char *next = str(o, "next_fire_at");
+            table_row(&t, str(o, "name"), str(o, "cron"), next ? next : "never", str(o, "webhook"));
+        }
+        table_print(&t, "");
+    }
+    json_decref(j);
+    return HR_EXIT_OK;
+}
+
 static const cmd_t cmds[] = {
     {"status", 0, 0, {NULL, NULL}, run_status},
     {"events", O_TRIGGER | O_DEAD | O_PENDING | O_LIMIT | O_OFFSET, 0, {NULL, NULL}, run_events},
@@ -623,6 +680,7 @@ static const cmd_t cmds[] = {
     {"redeliver", O_TRIGGER, 1, {"EVENT_ID", NULL}, run_redeliver},
     {"replay", O_FROM | O_TO, 1, {"TRIGGER", NULL}, run_replay},
     {"emit", 0, 2, {"TYPE", "JSON"}, run_emit},
+    {"schedules", 0, 0, {NULL, NULL}, run_schedules},
 };
 
 /* ------------------------------------------------------------------------------------------ */

@@ -61,7 +61,15 @@ forBackends('a schedule fires at its minute, once, with Hasura\'s scheduled-even
   assert.equal(events[0].new.scheduled_time, body.scheduled_time);
   assert.equal(await countRows(s.db, 'fires'), 1);
   await waitUntil(async () => (await delayedOf(s.db, body.id)).length === 0 && (await countRows(s.db, 'attempts')) === 1);
-  // The schedule's fires are no other trigger's events, and stopping is clean.
+  // herald schedules lists it with its next fire, on the same clock.
+  const listed = await run(['schedules', '-c', s.file, '--json'], { env: { HERALD_TEST_CLOCK_OFFSET: String(offset) } });
+  assert.equal(listed.code, 0, listed.stderr);
+  const [sched] = JSON.parse(listed.stdout);
+  assert.equal(sched.name, 'every_minute');
+  assert.equal(sched.cron, '* * * * *');
+  assert.equal(sched.tolerance_seconds, 21600);
+  assert.equal(sched.comment, 'every minute');
+  assert.ok(Date.parse(sched.next_fire_at) > Date.parse(body.scheduled_time), sched.next_fire_at);
   assert.equal(await s.herald.stop(), 0);
 });
 
