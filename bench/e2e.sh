@@ -226,6 +226,7 @@ echo "INSERT INTO bench_events(payload) VALUES ('x');" >"$DIR/insert.sql"
 cat >"$DIR/herald.yaml" <<EOF
 database: postgres://postgres@127.0.0.1:$PGPORT/bench
 log_level: info
+listen: off
 triggers:
   - name: bench
     table: public.bench_events

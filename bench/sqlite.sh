@@ -132,6 +132,7 @@ RPORT=$(free_port)
 cat >"$DIR/herald.yaml" <<EOF
 database: sqlite:bench.db
 log_level: info
+listen: off
 triggers:
   - name: bench
     table: bench_events

@@ -275,7 +275,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 function quickstart(dir, port) {
   const child = spawn('bash', [path.join(REPO, 'scripts/run-quickstart.sh')], {
     cwd: REPO,
-    env: { ...process.env, CI: 'true', HERALD_BIN, QUICKSTART_DIR: dir, SINK_LISTEN: `127.0.0.1:${port}` },
+    env: { ...process.env, CI: 'true', HERALD_BIN, QUICKSTART_DIR: dir, SINK_LISTEN: `127.0.0.1:${port}`, HERALD_LISTEN: '127.0.0.1:0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const q = { child, out: '' };
