@@ -16,7 +16,12 @@
  * changes are all or nothing. An item that acts on events (invoke, redeliver, the log reads)
  * needs the definitions in the database: the staged changes before it are applied first (such
  * a bulk is atomic only up to that item; docs/api.md). Before applying, the session checks
- * that nobody changed the stored definitions since it loaded them (409 conflict otherwise). */
+ * that nobody changed the stored definitions since it loaded them (409 conflict otherwise).
+ *
+ * Schedules (cron triggers, stored as triggers with cron set) share the triggers' names but are
+ * not event triggers: the event trigger types neither see nor change them (a name taken by a
+ * schedule is already-exists to create, not-exists to the others), and replace_metadata keeps
+ * them as they are. */
 #include "api/api.h"
 
 #include <ctype.h>
@@ -224,11 +229,37 @@ static int ensure_loaded(session_t *s, hr_md_err_t *e)
     return 0;
 }
 
+static hr_trigger_def_t *find_in(hr_trigger_def_t *defs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(defs[i].name, name) == 0) return &defs[i];
+    return NULL;
+}
+
 static hr_trigger_def_t *find_def(session_t *s, const char *name)
 {
-    for (size_t i = 0; i < s->ndefs; i++)
-        if (strcmp(s->defs[i].name, name) == 0) return &s->defs[i];
-    return NULL;
+    return find_in(s->defs, s->ndefs, name);
+}
+
+/* path: of the culprit (the name of a create's args; a replace's document). */
+static int schedule_named(hr_md_err_t *e, const char *path, const char *name)
+{
+    return hr_md_fail(e, 400, "already-exists", path,
+                      "a schedule (cron trigger) is named \"%s\": triggers and schedules share "
+                      "one namespace",
+                      name);
+}
+
+/* What the stored definition named name is: 0 none, 1 an event trigger, 2 a schedule. */
+static int stored_kind(session_t *s, const char *name, int *kind, hr_md_err_t *e)
+{
+    hr_trigger_def_t *defs;
+    size_t n;
+    if (load_defs(s, &defs, &n, e)) return -1;
+    hr_trigger_def_t *d = find_in(defs, n, name);
+    *kind = !d ? 0 : d->cron ? 2 : 1;
+    defs_free(defs, n);
+    return 0;
 }
 
 static void set_owner(session_t *s, const char *name, const char *path)
@@ -348,7 +379,12 @@ static int op_create(session_t *s, const json_t *args, const char *path, json_t 
     hr_md_path_key(p, sizeof p, path, "name");
     if (s->staging) {
         if (ensure_loaded(s, e)) goto fail;
-        if (find_def(s, def.name) && !replace) {
+        hr_trigger_def_t *old = find_def(s, def.name);
+        if (old && old->cron) {
+            schedule_named(e, p, def.name);
+            goto fail;
+        }
+        if (old && !replace) {
             hr_md_fail(e, 400, "already-exists", p, "Event trigger with name \"%s\" already exists",
                        def.name);
             goto fail;
@@ -357,9 +393,18 @@ static int op_create(session_t *s, const json_t *args, const char *path, json_t 
         *out = success();
         return 0;
     }
+    /* put_trigger would replace a schedule of that name too. */
+    int kind = 0;
+    if (replace && stored_kind(s, def.name, &kind, e)) goto fail;
+    if (kind == 2) {
+        schedule_named(e, p, def.name);
+        goto fail;
+    }
     hr_err_t err = {0};
     int rc = s->ctx->ops->put_trigger(s->ctx->store, &def, replace, &err);
-    if (rc == HR_EEXIST) {
+    if (rc == HR_EEXIST && stored_kind(s, def.name, &kind, e) == 0 && kind == 2) {
+        schedule_named(e, p, def.name);
+    } else if (rc == HR_EEXIST) {
         hr_md_fail(e, 400, "already-exists", p, "Event trigger with name \"%s\" already exists",
                    def.name);
     } else if (rc == HR_ECONFIG && !strstr(err.msg, "column")) {
@@ -392,11 +437,14 @@ static int op_delete(session_t *s, const json_t *args, const char *path, json_t 
     if (s->staging) {
         if (ensure_loaded(s, e)) return -1;
         hr_trigger_def_t *d = find_def(s, name);
-        if (!d) return not_exists_trigger(e, path, name);
+        if (!d || d->cron) return not_exists_trigger(e, path, name);
         stage_remove(s, d, path);
         *out = success();
         return 0;
     }
+    int kind;
+    if (stored_kind(s, name, &kind, e)) return -1;
+    if (kind != 1) return not_exists_trigger(e, path, name);
     hr_err_t err = {0};
     int rc = s->ctx->ops->delete_trigger(s->ctx->store, name, &err);
     if (rc == HR_ENOTFOUND) return not_exists_trigger(e, path, name);
@@ -451,12 +499,14 @@ static int op_replace(session_t *s, const json_t *args, const char *path, json_t
     } else if (load_defs(s, &cur, &ncur, e)) {
         goto out;
     }
-    for (size_t i = 0; !has_custom && i < ncur; i++) {
-        if (cur[i].table) continue;
-        int taken = 0;
-        for (size_t k = 0; k < n && !taken; k++)
-            taken = strcmp(defs[k].name, cur[i].name) == 0;
-        if (taken) continue;
+    for (size_t i = 0; i < ncur; i++) {
+        /* Schedules always stay; custom-event triggers unless the document has its own. */
+        if (cur[i].table || (!cur[i].cron && has_custom)) continue;
+        if (find_in(defs, n, cur[i].name)) {
+            if (!cur[i].cron) continue;
+            schedule_named(e, mp, cur[i].name);
+            goto out;
+        }
         json_t *j = hr_trigger_def_to_json(&cur[i]);
         defs = hr_xrealloc(defs, (n + 1) * sizeof *defs);
         if (hr_trigger_def_from_json(j, &defs[n], NULL) == 0) n++;
@@ -608,7 +658,7 @@ static int op_event_logs(session_t *s, const json_t *args, const char *path, jso
     size_t n;
     if (load_defs(s, &defs, &n, e)) return -1;
     for (size_t i = 0; i < n && !def; i++)
-        if (strcmp(defs[i].name, name) == 0) def = &defs[i];
+        if (strcmp(defs[i].name, name) == 0 && !defs[i].cron) def = &defs[i];
     if (!def) {
         defs_free(defs, n);
         return not_exists_trigger(e, path, name);
@@ -683,7 +733,7 @@ static int op_invocation_logs(session_t *s, const json_t *args, const char *path
     int found = 0;
     if (load_defs(s, &defs, &n, e)) return -1;
     for (size_t k = 0; k < n && !found; k++)
-        found = strcmp(defs[k].name, name) == 0;
+        found = strcmp(defs[k].name, name) == 0 && !defs[k].cron;
     defs_free(defs, n);
     if (!found) return not_exists_trigger(e, path, name);
     json_t *atts = NULL, *a;

@@ -1130,6 +1130,7 @@ json_t *hr_md_metadata_from_defs(const hr_trigger_def_t *defs, size_t n, const c
                            **cus = hr_xcalloc(n ? n : 1, sizeof *cus);
     size_t nt = 0, nc = 0;
     for (size_t i = 0; i < n; i++) {
+        if (defs[i].cron) continue; /* schedules are not event triggers */
         if (defs[i].table)
             tab[nt++] = &defs[i];
         else

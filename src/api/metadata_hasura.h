@@ -48,7 +48,8 @@ int hr_md_defs_from_metadata(const json_t *md, const char *path, hr_trigger_def_
                              int *has_custom, hr_md_err_t *e);
 
 /* Hasura's metadata (version 3) holding defs: table triggers in sources[0] ("default", of the
- * given kind), triggers on custom events in herald's extension. A new reference. */
+ * given kind), triggers on custom events in herald's extension; schedules (cron set) are left
+ * out. A new reference. */
 json_t *hr_md_metadata_from_defs(const hr_trigger_def_t *defs, size_t n, const char *kind);
 /* One definition in the shape of an exported event trigger (for a trigger on custom events, the
  * shape of herald's extension). A new reference. */

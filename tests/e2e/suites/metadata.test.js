@@ -321,12 +321,21 @@ describe('export_metadata, replace_metadata, bulk', () => {
         webhook: r.url('/yaml_items'), retry: { max_retries: 3, interval: '250ms', backoff: 'exponential', max_interval: '1m' },
         secret: '{{HERALD_E2E_SECRET}}', start: 'beginning', concurrency: 4 },
       { name: 'orders', events: ['order.*'], webhook: r.url('/orders') },
-    ], { env: { HERALD_E2E_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } });
+    ], {
+      env: { HERALD_E2E_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
+      // A schedule is no event trigger: not exported, never replaced or deleted here.
+      config: { schedules: [{ name: 'nightly', cron: '0 3 * * *', webhook: 'http://127.0.0.1:9/cron' }] },
+    });
+    const schedules = async () => (await herald(s, ['schedules'])).map((x) => x.name);
     await ok(s, 'pg_create_event_trigger', createArgs(s, 'api_made', { delete: { columns: '*' }, enable_manual: true }));
     const before = await ok(s, 'export_metadata', {});
     assert.deepEqual(exportedNames(before), ['api_made', 'yaml_items', 'orders']);
     assert.deepEqual(before.herald.event_triggers[0].events, ['order.*']);
     const stBefore = (await herald(s, ['status'])).map((r) => r.trigger).sort();
+    await fails(s, { type: 'pg_create_event_trigger', args: { ...createArgs(s, 'nightly'), replace: true } }, 400,
+      'already-exists', '$.args.name', /a schedule \(cron trigger\) is named "nightly"/);
+    await fails(s, { type: 'pg_delete_event_trigger', args: { name: 'nightly' } }, 400, 'not-exists', '$.args.name');
+    await fails(s, { type: 'pg_get_event_logs', args: { name: 'nightly' } }, 400, 'not-exists', '$.args.name');
 
     // Without herald's extension the custom-event triggers stay; the table triggers go.
     assert.deepEqual(await ok(s, 'replace_metadata', { version: 3, sources: [] }), SUCCESS);
@@ -334,7 +343,12 @@ describe('export_metadata, replace_metadata, bulk', () => {
     // With it, everything goes.
     await ok(s, 'replace_metadata', { version: 3, sources: [], herald: { event_triggers: [] } });
     assert.deepEqual(exportedNames(await ok(s, 'export_metadata', {})), []);
-    assert.deepEqual(await herald(s, ['status']), []);
+    assert.deepEqual((await herald(s, ['status'])).map((r) => r.trigger), ['nightly']);
+    assert.deepEqual(await schedules(), ['nightly']);
+    // A document naming an event trigger like the schedule is refused.
+    await fails(s, { type: 'replace_metadata', args: { sources: [{ name: 'default', tables: [{ table: 'items', event_triggers: [
+      { name: 'nightly', definition: { insert: { columns: '*' } }, webhook: 'http://h' }] }] }] } },
+    400, 'already-exists', '$.args', /schedule/);
 
     // Back from the export, in Hasura's newer form {"metadata": …}.
     await ok(s, 'replace_metadata', { allow_inconsistent_metadata: false, metadata: before });
@@ -343,6 +357,10 @@ describe('export_metadata, replace_metadata, bulk', () => {
     // Again: no change at all.
     await ok(s, 'replace_metadata', before);
     assert.deepEqual(await ok(s, 'export_metadata', {}), before);
+    await ok(s, 'bulk', [{ type: 'replace_metadata', args: before }, { type: 'pg_delete_event_trigger', args: { name: 'api_made' } },
+      { type: 'pg_create_event_trigger', args: createArgs(s, 'api_made', { delete: { columns: '*' }, enable_manual: true }) }]);
+    assert.deepEqual(await ok(s, 'export_metadata', {}), before);
+    assert.deepEqual(await schedules(), ['nightly']);
     // export_metadata with "version": 2.
     const v2 = await post(s.herald, { type: 'export_metadata', version: 2, args: {} });
     assert.equal(v2.status, 200);
