@@ -68,19 +68,25 @@ static int is_ident(const char *s)
     return 1;
 }
 
+/* A path only names a place in an error message: one longer than the buffer ends in "...". */
+static void mark_cut(char *out, size_t n, int written)
+{
+    if (written >= 0 && (size_t)written >= n && n > 4) memcpy(out + n - 4, "...", 4);
+}
+
 void hr_md_path_key(char *out, size_t n, const char *path, const char *key)
 {
     if (is_ident(key)) {
-        snprintf(out, n, "%s.%s", path, key);
+        mark_cut(out, n, snprintf(out, n, "%s.%s", path, key));
         return;
     }
     /* $.a['it''s'] would be ambiguous; Hasura writes such keys with single quotes as-is. */
-    snprintf(out, n, "%s['%s']", path, key);
+    mark_cut(out, n, snprintf(out, n, "%s['%s']", path, key));
 }
 
 void hr_md_path_index(char *out, size_t n, const char *path, size_t i)
 {
-    snprintf(out, n, "%s[%zu]", path, i);
+    mark_cut(out, n, snprintf(out, n, "%s[%zu]", path, i));
 }
 
 #define PF(e, path, ...) hr_md_fail(e, 400, "parse-failed", path, __VA_ARGS__)
