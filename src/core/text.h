@@ -1,0 +1,19 @@
+/* text.h: text from outside (webhook responses, database JSON) made safe to store and parse. */
+#ifndef HR_TEXT_H
+#define HR_TEXT_H
+
+#include <jansson.h>
+
+/* A copy of s in which every byte sequence that is not valid UTF-8 (overlong forms, surrogates,
+ * code points past U+10FFFF, stray continuation bytes) is replaced by U+FFFD. Databases reject
+ * invalid UTF-8 in text and JSON, and one bad response body must never make a write fail
+ * forever. The caller frees the result. */
+char *hr_utf8_clean(const char *s);
+
+/* Parses JSON text from the database (any value, not only objects). jansson keeps integers in 64
+ * bits; an integer that does not fit (PostgreSQL numeric, SQLite text) is read as a real rather
+ * than failing the whole value; text that is not JSON at all comes back as a JSON string, so a
+ * value is never lost. NULL gives JSON null. Returns a new reference. */
+json_t *hr_json_from_db(const char *s);
+
+#endif
