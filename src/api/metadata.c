@@ -20,8 +20,13 @@
  *
  * Schedules (cron triggers, stored as triggers with cron set) share the triggers' names but are
  * not event triggers: the event trigger types neither see nor change them (a name taken by a
- * schedule is already-exists to create, not-exists to the others), and replace_metadata keeps
- * them as they are. */
+ * schedule is already-exists to create, not-exists to the others), and the cron trigger types
+ * neither see nor change event triggers. export_metadata writes them as cron_triggers;
+ * replace_metadata replaces them when its document has cron_triggers and keeps them otherwise.
+ *
+ * One-off scheduled events (create_scheduled_event) are no definitions: each is a log row queued
+ * for the pseudo-trigger HR_ONE_OFF_TRIGGER, due at its time (store op schedule_one_off);
+ * delete_scheduled_event cancels one that is still waiting (delete_scheduled). */
 #include "api/api.h"
 
 #include <ctype.h>
@@ -30,6 +35,7 @@
 #include <string.h>
 
 #include "api/metadata_hasura.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #define BULK_MAX 1000    /* items in one bulk */
@@ -488,8 +494,8 @@ static int op_replace(session_t *s, const json_t *args, const char *path, json_t
     }
     hr_trigger_def_t *defs = NULL, *cur = NULL;
     size_t n = 0, ncur = 0;
-    int has_custom, rc = -1;
-    if (hr_md_defs_from_metadata(md, mp, &defs, &n, &has_custom, e)) return -1;
+    int has_custom, has_cron, rc = -1;
+    if (hr_md_defs_from_metadata(md, mp, &defs, &n, &has_custom, &has_cron, e)) return -1;
     /* Without herald's extension, the document says nothing about triggers on custom events:
      * those stay as they are. */
     if (s->staging) {
@@ -500,8 +506,9 @@ static int op_replace(session_t *s, const json_t *args, const char *path, json_t
         goto out;
     }
     for (size_t i = 0; i < ncur; i++) {
-        /* Schedules always stay; custom-event triggers unless the document has its own. */
-        if (cur[i].table || (!cur[i].cron && has_custom)) continue;
+        /* Custom-event triggers and schedules stay unless the document has its own
+         * ("herald", "cron_triggers"). */
+        if (cur[i].table || (cur[i].cron ? has_cron : has_custom)) continue;
         if (find_in(defs, n, cur[i].name)) {
             if (!cur[i].cron) continue;
             schedule_named(e, mp, cur[i].name);
@@ -787,6 +794,169 @@ static int op_event_by_id(session_t *s, const json_t *args, const char *path, js
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Cron triggers and one-off scheduled events                                                 */
+
+static int not_exists_cron(hr_md_err_t *e, const char *path, const char *name)
+{
+    char p[HR_MD_PATH_MAX];
+    hr_md_path_key(p, sizeof p, path, "name");
+    return hr_md_fail(e, 400, "not-exists", p, "cron trigger \"%s\" does not exist", name);
+}
+
+static int trigger_named(hr_md_err_t *e, const char *path, const char *name)
+{
+    return hr_md_fail(e, 400, "already-exists", path,
+                      "an event trigger is named \"%s\": triggers and schedules share one "
+                      "namespace",
+                      name);
+}
+
+static int op_cron_create(session_t *s, const json_t *args, const char *path, json_t **out,
+                          hr_md_err_t *e)
+{
+    hr_trigger_def_t def;
+    int replace, kind = 0;
+    char p[HR_MD_PATH_MAX];
+    if (hr_md_cron_from_create(args, path, &def, &replace, e)) return -1;
+    hr_md_path_key(p, sizeof p, path, "name");
+    if (s->staging) {
+        if (ensure_loaded(s, e)) goto fail;
+        hr_trigger_def_t *old = find_def(s, def.name);
+        kind = !old ? 0 : old->cron ? 2 : 1;
+    } else if (stored_kind(s, def.name, &kind, e)) {
+        goto fail;
+    }
+    if (kind == 1) {
+        trigger_named(e, p, def.name);
+        goto fail;
+    }
+    if (kind == 2 && !replace) {
+        hr_md_fail(e, 400, "already-exists", p, "cron trigger with name \"%s\" already exists",
+                   def.name);
+        goto fail;
+    }
+    if (s->staging) {
+        stage_put(s, &def, path);
+        *out = success();
+        return 0;
+    }
+    hr_err_t err = {0};
+    int rc = s->ctx->ops->put_trigger(s->ctx->store, &def, replace, &err);
+    if (rc == HR_EEXIST)
+        hr_md_fail(e, 400, "already-exists", p, "cron trigger with name \"%s\" already exists",
+                   def.name);
+    else if (rc)
+        store_fail(e, rc, &err, path);
+    else
+        hr_log(HR_LOG_INFO, "trigger=%s msg=\"metadata: cron trigger %s\"", def.name,
+               kind ? "replaced" : "created");
+    hr_trigger_def_clear(&def);
+    if (rc) return -1;
+    *out = success();
+    return 0;
+fail:
+    hr_trigger_def_clear(&def);
+    return -1;
+}
+
+static int op_cron_delete(session_t *s, const json_t *args, const char *path, json_t **out,
+                          hr_md_err_t *e)
+{
+    static const char *const keys[] = {"name", NULL};
+    const char *name;
+    if (args_object(args, path, keys, e) || arg_string(args, "name", path, 1, &name, e)) return -1;
+    if (s->staging) {
+        if (ensure_loaded(s, e)) return -1;
+        hr_trigger_def_t *d = find_def(s, name);
+        if (!d || !d->cron) return not_exists_cron(e, path, name);
+        stage_remove(s, d, path);
+        *out = success();
+        return 0;
+    }
+    int kind;
+    if (stored_kind(s, name, &kind, e)) return -1;
+    if (kind != 2) return not_exists_cron(e, path, name);
+    hr_err_t err = {0};
+    int rc = s->ctx->ops->delete_trigger(s->ctx->store, name, &err);
+    if (rc == HR_ENOTFOUND) return not_exists_cron(e, path, name);
+    if (rc) return store_fail(e, rc, &err, path);
+    hr_log(HR_LOG_INFO, "trigger=%s msg=\"metadata: cron trigger deleted\"", name);
+    *out = success();
+    return 0;
+}
+
+static int op_cron_get(session_t *s, const json_t *args, const char *path, json_t **out,
+                       hr_md_err_t *e)
+{
+    static const char *const keys[] = {NULL};
+    if (args && !json_is_null(args) && args_object(args, path, keys, e)) return -1;
+    hr_trigger_def_t *defs = s->defs;
+    size_t n = s->ndefs;
+    if (s->staging) {
+        if (ensure_loaded(s, e)) return -1;
+        defs = s->defs;
+        n = s->ndefs;
+    } else if (load_defs(s, &defs, &n, e)) {
+        return -1;
+    }
+    /* export_metadata's cron_triggers, which are sorted by name. */
+    json_t *md = hr_md_metadata_from_defs(defs, n, s->ctx->ops->name);
+    json_t *list = json_object_get(md, "cron_triggers");
+    *out = list ? json_pack("{s:O}", "cron_triggers", list)
+                : json_pack("{s:o}", "cron_triggers", json_array());
+    json_decref(md);
+    if (!s->staging) defs_free(defs, n);
+    return 0;
+}
+
+static int op_sched_create(session_t *s, const json_t *args, const char *path, json_t **out,
+                           hr_md_err_t *e)
+{
+    char *nj = NULL, id[40] = "";
+    int64_t due;
+    if (hr_md_one_off_from_create(args, path, hr_wall_us(), &nj, &due, e)) return -1;
+    if (flush(s, path, e)) {
+        free(nj);
+        return -1;
+    }
+    hr_err_t err = {0};
+    int rc = s->ctx->ops->schedule_one_off(s->ctx->store, nj, due, id, &err);
+    free(nj);
+    if (rc) return store_fail(e, rc, &err, path);
+    s->poke = 1;
+    hr_log(HR_LOG_INFO, "event=%s msg=\"metadata: one-off event scheduled\"", id);
+    *out = json_pack("{s:s,s:s}", "message", "success", "event_id", id);
+    return 0;
+}
+
+static int op_sched_delete(session_t *s, const json_t *args, const char *path, json_t **out,
+                           hr_md_err_t *e)
+{
+    static const char *const keys[] = {"type", "event_id", NULL};
+    const char *type;
+    char id[37], p[HR_MD_PATH_MAX];
+    if (args_object(args, path, keys, e) || arg_string(args, "type", path, 1, &type, e)) return -1;
+    int cron = strcmp(type, "cron") == 0;
+    if (!cron && strcmp(type, "one_off") != 0) {
+        hr_md_path_key(p, sizeof p, path, "type");
+        return hr_md_fail(e, 400, "parse-failed", p,
+                          "scheduled event type can only be one of the following: one_off, cron");
+    }
+    if (event_id_arg(args, path, id, "scheduled event %.60s does not exist", e)) return -1;
+    if (flush(s, path, e)) return -1;
+    hr_err_t err = {0};
+    int rc = s->ctx->ops->delete_scheduled(s->ctx->store, cron, id, &err);
+    hr_md_path_key(p, sizeof p, path, "event_id");
+    if (rc == HR_ENOTFOUND || (rc == HR_ESCHEMA && strstr(err.msg, "not installed")))
+        return hr_md_fail(e, 400, "not-exists", p,
+                          "scheduled event %s does not exist or is no longer pending", id);
+    if (rc) return store_fail(e, rc, &err, path);
+    hr_log(HR_LOG_INFO, "event=%s msg=\"metadata: scheduled event cancelled\"", id);
+    *out = success();
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Requests                                                                                   */
 
 static int op_bulk(session_t *s, const json_t *args, const char *path, json_t **out,
@@ -804,6 +974,11 @@ static const struct {
     {"pg_get_event_logs", op_event_logs, 1},
     {"pg_get_event_invocation_logs", op_invocation_logs, 1},
     {"pg_get_event_by_id", op_event_by_id, 1},
+    {"create_cron_trigger", op_cron_create, 1},
+    {"delete_cron_trigger", op_cron_delete, 1},
+    {"get_cron_triggers", op_cron_get, 0},
+    {"create_scheduled_event", op_sched_create, 1},
+    {"delete_scheduled_event", op_sched_delete, 1},
     {"export_metadata", op_export, 0},
     {"replace_metadata", op_replace, 1},
     {"bulk", op_bulk, 1},
@@ -826,7 +1001,8 @@ static int run_query(session_t *s, const json_t *q, const char *path, json_t **o
         snprintf(shown, sizeof shown, "%.100s", type);
         return hr_md_fail(e, 400, "parse-failed", p,
                           "unknown metadata type \"%s\" (herald supports the event trigger "
-                          "types, export_metadata, replace_metadata and bulk)",
+                          "types, the cron trigger and scheduled event types, "
+                          "export_metadata, replace_metadata and bulk)",
                           shown);
     }
     json_t *args = json_object_get(q, "args");

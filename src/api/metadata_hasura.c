@@ -21,6 +21,7 @@
  * Writing is the inverse, so that export_metadata followed by replace_metadata changes
  * nothing. Reading and writing share the defaults below. */
 #include "api/metadata_hasura.h"
+#include "api/metadata_int.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -951,7 +952,7 @@ static int read_custom(const json_t *md, const char *path, defs_t *d, int *has_c
 }
 
 int hr_md_defs_from_metadata(const json_t *md, const char *path, hr_trigger_def_t **out,
-                             size_t *nout, int *has_custom, hr_md_err_t *e)
+                             size_t *nout, int *has_custom, int *has_cron, hr_md_err_t *e)
 {
     char p[HR_MD_PATH_MAX], sp[HR_MD_PATH_MAX], np[HR_MD_PATH_MAX];
     defs_t d = {0};
@@ -961,17 +962,12 @@ int hr_md_defs_from_metadata(const json_t *md, const char *path, hr_trigger_def_
     *out = NULL;
     *nout = 0;
     *has_custom = 0;
+    if (has_cron) *has_cron = 0;
     if (need_object(md, path, e)) return -1;
     if (get_int(md, "version", path, 3, 1, 3, &version, e)) return -1;
     if (version == 1) {
         hr_md_path_key(p, sizeof p, path, "version");
         return PF(e, p, "metadata version 1 is not supported (use 2 or 3)");
-    }
-    json_t *cron = member(md, "cron_triggers");
-    if (cron && (!json_is_array(cron) || json_array_size(cron) > 0)) {
-        hr_md_path_key(p, sizeof p, path, "cron_triggers");
-        return hr_md_fail(e, 400, "not-supported", p,
-                          "cron triggers are not supported by herald's metadata API");
     }
     if (version == 2) {
         json_t *tables = member(md, "tables");
@@ -997,6 +993,21 @@ int hr_md_defs_from_metadata(const json_t *md, const char *path, hr_trigger_def_
         }
     }
     if (read_custom(md, path, &d, has_custom, e)) goto fail;
+    json_t *cron = member(md, "cron_triggers");
+    if (cron) {
+        hr_md_path_key(p, sizeof p, path, "cron_triggers");
+        if (!json_is_array(cron)) {
+            PF(e, p, "expected an array of cron triggers, got %s", kind(cron));
+            goto fail;
+        }
+        if (has_cron) *has_cron = 1;
+        json_array_foreach(cron, i, s)
+        {
+            hr_trigger_def_t def;
+            hr_md_path_index(sp, sizeof sp, p, i);
+            if (hr_md_cron_from_export(s, sp, &def, e) || defs_add(&d, &def, sp, e)) goto fail;
+        }
+    }
     for (i = 0; i < d.n; i++)
         free(d.paths[i]);
     free(d.paths);
@@ -1049,7 +1060,6 @@ static json_t *opspec_json(const hr_trigger_def_t *def, int update)
 
 static void common_json(const hr_trigger_def_t *def, json_t *o)
 {
-    hr_trigger_def_t dflt;
     json_t *r = json_object();
     json_object_set_new(r, "num_retries", json_integer(def->retry.max_retries));
     json_object_set_new(r, "interval_sec", seconds(def->retry.interval_ms));
@@ -1059,30 +1069,41 @@ static void common_json(const hr_trigger_def_t *def, json_t *o)
     if (def->retry.max_interval_ms != default_max_interval(def->retry.interval_ms))
         json_object_set_new(r, "max_interval_sec", seconds(def->retry.max_interval_ms));
     json_object_set_new(o, "retry_conf", r);
+    hr_mdi_webhook_json(def, o);
+    if (def->nheaders) json_object_set_new(o, "headers", hr_mdi_headers_json(def));
+    hr_mdi_herald_json(def, o);
+}
 
+void hr_mdi_webhook_json(const hr_trigger_def_t *def, json_t *o)
+{
     char *env = env_ref(def->webhook ? def->webhook : "");
     if (env)
         json_object_set_new(o, "webhook_from_env", json_string(env));
     else
         json_object_set_new(o, "webhook", json_string(def->webhook ? def->webhook : ""));
     free(env);
+}
 
-    if (def->nheaders) {
-        json_t *hs = json_array();
-        for (size_t i = 0; i < def->nheaders; i++) {
-            json_t *h = json_object();
-            json_object_set_new(h, "name", json_string(def->headers[i].name));
-            char *venv = env_ref(def->headers[i].value);
-            if (venv)
-                json_object_set_new(h, "value_from_env", json_string(venv));
-            else
-                json_object_set_new(h, "value", json_string(def->headers[i].value));
-            free(venv);
-            json_array_append_new(hs, h);
-        }
-        json_object_set_new(o, "headers", hs);
+json_t *hr_mdi_headers_json(const hr_trigger_def_t *def)
+{
+    json_t *hs = json_array();
+    for (size_t i = 0; i < def->nheaders; i++) {
+        json_t *h = json_object();
+        json_object_set_new(h, "name", json_string(def->headers[i].name));
+        char *venv = env_ref(def->headers[i].value);
+        if (venv)
+            json_object_set_new(h, "value_from_env", json_string(venv));
+        else
+            json_object_set_new(h, "value", json_string(def->headers[i].value));
+        free(venv);
+        json_array_append_new(hs, h);
     }
+    return hs;
+}
 
+void hr_mdi_herald_json(const hr_trigger_def_t *def, json_t *o)
+{
+    hr_trigger_def_t dflt;
     hr_trigger_def_defaults(&dflt);
     json_t *x = json_object();
     if (def->secret) json_object_set_new(x, "secret", json_string(def->secret));
@@ -1098,6 +1119,7 @@ static void common_json(const hr_trigger_def_t *def, json_t *o)
 
 json_t *hr_md_trigger_to_json(const hr_trigger_def_t *def)
 {
+    if (def->cron) return hr_md_cron_to_json(def); /* never as an event trigger */
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(def->name));
     if (def->table) {
@@ -1173,6 +1195,19 @@ json_t *hr_md_metadata_from_defs(const hr_trigger_def_t *defs, size_t n, const c
     json_t *md = json_object();
     json_object_set_new(md, "version", json_integer(3));
     json_object_set_new(md, "sources", sources);
+    /* Schedules as Hasura's cron_triggers, by name; left out when there are none. */
+    const hr_trigger_def_t **crs = hr_xcalloc(n ? n : 1, sizeof *crs);
+    size_t ncr = 0;
+    for (size_t i = 0; i < n; i++)
+        if (defs[i].cron) crs[ncr++] = &defs[i];
+    qsort(crs, ncr, sizeof *crs, by_name);
+    if (ncr) {
+        json_t *crons = json_array();
+        for (size_t i = 0; i < ncr; i++)
+            json_array_append_new(crons, hr_md_cron_to_json(crs[i]));
+        json_object_set_new(md, "cron_triggers", crons);
+    }
+    free(crs);
     json_object_set_new(md, "herald", ext);
     free(tab);
     free(cus);
@@ -1319,4 +1354,81 @@ int hr_md_is_uuid(const char *s)
         }
     }
     return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared with metadata_sched.c (metadata_int.h)                                              */
+
+const char *hr_mdi_kind(const json_t *v)
+{
+    return kind(v);
+}
+
+int hr_mdi_need_object(const json_t *v, const char *path, hr_md_err_t *e)
+{
+    return need_object(v, path, e);
+}
+
+int hr_mdi_check_keys(const json_t *o, const char *path, const char *const *keys, hr_md_err_t *e)
+{
+    return check_keys(o, path, keys, e);
+}
+
+int hr_mdi_get_string(const json_t *o, const char *key, const char *path, int required,
+                      const char **out, hr_md_err_t *e)
+{
+    return get_string(o, key, path, required, out, e);
+}
+
+int hr_mdi_get_bool(const json_t *o, const char *key, const char *path, int def, int *out,
+                    hr_md_err_t *e)
+{
+    return get_bool(o, key, path, def, out, e);
+}
+
+int hr_mdi_get_int(const json_t *o, const char *key, const char *path, long long def, long long min,
+                   long long max, long long *out, hr_md_err_t *e)
+{
+    return get_int(o, key, path, def, min, max, out, e);
+}
+
+int hr_mdi_get_seconds(const json_t *o, const char *key, const char *path, long long def_ms,
+                       long long min_ms, long long max_ms, long long *out, hr_md_err_t *e)
+{
+    return get_seconds(o, key, path, def_ms, min_ms, max_ms, out, e);
+}
+
+int hr_mdi_read_name(const json_t *o, const char *path, hr_trigger_def_t *def, hr_md_err_t *e)
+{
+    return read_name(o, path, def, e);
+}
+
+int hr_mdi_read_webhook(const json_t *o, const char *path, hr_trigger_def_t *def, hr_md_err_t *e)
+{
+    return read_webhook(o, path, def, e);
+}
+
+int hr_mdi_read_headers(const json_t *o, const char *path, hr_trigger_def_t *def, hr_md_err_t *e)
+{
+    return read_headers(o, path, def, e);
+}
+
+int hr_mdi_read_herald(const json_t *o, const char *path, hr_trigger_def_t *def, hr_md_err_t *e)
+{
+    return read_herald(o, path, def, e);
+}
+
+int hr_mdi_read_unsupported(const json_t *o, const char *path, hr_md_err_t *e)
+{
+    return read_unsupported(o, path, e);
+}
+
+int hr_mdi_final_check(const hr_trigger_def_t *def, const char *path, hr_md_err_t *e)
+{
+    return final_check(def, path, e);
+}
+
+json_t *hr_mdi_seconds(uint64_t ms)
+{
+    return seconds(ms);
 }

@@ -620,7 +620,8 @@ static int run_emit(ctx_t *c)
 }
 
 /* herald schedules: every schedule with its next fire time (on the schedules' clock, see
- * src/sched/scheduler.h), read from the stored definitions. */
+ * src/sched/scheduler.h), read from the stored definitions, then the one-off events still to
+ * deliver (store op one_offs) with the time of their next attempt (the real clock). */
 static int run_schedules(ctx_t *c)
 {
     hr_trigger_def_t *defs = NULL;
@@ -653,6 +654,23 @@ static int run_schedules(ctx_t *c)
     for (size_t i = 0; i < n; i++)
         hr_trigger_def_clear(&defs[i]);
     free(defs);
+    json_t *once = NULL, *o;
+    size_t i;
+    if (c->ops->one_offs(c->st, &once, &err) != 0) {
+        json_decref(j);
+        return store_fail(c, &err);
+    }
+    size_t nsched = json_array_size(j);
+    json_array_foreach(once, i, o)
+    {
+        json_t *e = json_pack(
+            "{s:b,s:O,s:O,s:O,s:O,s:O,s:O}", "one_off", 1, "id", json_object_get(o, "id"),
+            "next_fire_at", json_object_get(o, "next_attempt_at"), "scheduled_time",
+            json_object_get(o, "scheduled_time"), "webhook", json_object_get(o, "webhook"),
+            "attempts", json_object_get(o, "attempts"), "comment", json_object_get(o, "comment"));
+        json_array_append_new(j, e);
+    }
+    json_decref(once);
     if (c->json) {
         print_json(j);
     } else if (json_array_size(j) == 0) {
@@ -660,14 +678,27 @@ static int run_schedules(ctx_t *c)
     } else {
         static const char *const head[] = {"SCHEDULE", "CRON", "NEXT FIRE", "WEBHOOK"};
         table_t t = {.ncols = 4, .head = head, .right = "llll"};
-        size_t i;
-        json_t *o;
         json_array_foreach(j, i, o)
         {
+            if (i >= nsched) break;
             const char *next = str(o, "next_fire_at");
             table_row(&t, str(o, "name"), str(o, "cron"), next ? next : "never", str(o, "webhook"));
         }
-        table_print(&t, "");
+        if (nsched) table_print(&t, "");
+        static const char *const head1[] = {"ONE-OFF EVENT", "DUE", "WEBHOOK", "ATTEMPTS"};
+        table_t t1 = {.ncols = 4, .head = head1, .right = "lllr"};
+        json_array_foreach(j, i, o)
+        {
+            if (i < nsched) continue;
+            char att[24];
+            snprintf(att, sizeof att, "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(o, "attempts")));
+            table_row(&t1, str(o, "id"), str(o, "next_fire_at"), str(o, "webhook"), att);
+        }
+        if (json_array_size(j) > nsched) {
+            if (nsched) printf("\n");
+            table_print(&t1, "");
+        }
     }
     json_decref(j);
     return HR_EXIT_OK;

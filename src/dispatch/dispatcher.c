@@ -38,6 +38,19 @@
  *     sent; it goes PENDING -> DONE at once as a dead attempt "missed by …" (missed_fire);
  *   - the body is Hasura's scheduled-event shape (hr_payload_build_scheduled).
  *
+ * One-off scheduled events (create_scheduled_event) belong to a built-in pseudo-trigger,
+ * HR_ONE_OFF_TRIGGER ("@one_off"), that every dispatcher runs whether or not user triggers exist
+ * (trig_one_off). It has no log pipeline: its events (op ONE_OFF) are queued only through the
+ * delayed queue, due at their time, so only its retry pipeline runs, and that pipeline sleeps
+ * until the next due row (with the usual recheck within a second): a one-off event fires within
+ * milliseconds of its time on an idle herald. Its events carry their own delivery settings in
+ * the log row (hr_payload_one_off_def), which is the one special case here:
+ *   - launch() takes the webhook, headers and timeout from the event, not from tr->def, and
+ *     builds the ONE_OFF body of hr_payload_build_scheduled;
+ *   - record() takes the retry policy (num_retries, fixed retry_interval_seconds) from it;
+ *   - missed_fire() applies the event's tolerance_seconds to its first attempt (attempts 0),
+ *     against the real clock (the delayed queue's due time is the database's).
+ *
  * Statistics (hr_dispatcher_stats): each trigger counts the events it read and the outcome of
  * every attempt (record), and fills two fixed-bucket histograms, the duration of each HTTP
  * attempt (on_response) and the lag from an event's created_at to its 2xx (record); nothing is
@@ -91,14 +104,15 @@ typedef struct flight {
 struct trig {
     hr_dispatcher_t *d;
     hr_trigger_def_t def;
-    char *cursor;       /* NULL: load the stored cursor on the next read */
-    int log_phase;      /* IDLE, READING, DELIVERING, SETTLING */
+    char *cursor;  /* NULL: load the stored cursor on the next read */
+    int log_phase; /* IDLE, READING, DELIVERING, SETTLING */
     batch_t *log;
     int retry_phase;
     batch_t *retry;
     uint64_t retry_due_us; /* monotonic time of the next due check */
     int inflight;
-    int removed;        /* its definition was deleted: free when idle */
+    int removed;                   /* its definition was deleted: free when idle */
+    int one_off;                   /* the pseudo-trigger HR_ONE_OFF_TRIGGER: retry pipeline only */
     hr_trigger_def_t *pending_def; /* a changed definition, applied when idle */
     hr_trigger_stats_t stats;
     trig_t *next;
@@ -114,7 +128,7 @@ struct hr_dispatcher {
     uv_timer_t tick;
     uv_timer_t grace;
     uint64_t poll_us;
-    int activity;       /* a read since the last tick found events */
+    int activity; /* a read since the last tick found events */
     int stopping;
     int http_closed;
     int handles_closing;
@@ -208,8 +222,10 @@ static batch_t *batch_new(trig_t *tr, hr_page_t *page, int from_retry)
     b->recs = hr_xcalloc(page->nevents + 1, sizeof *b->recs);
     for (size_t i = 0; i < page->nevents; i++) {
         /* The store filtered by table and operation; the column filter is applied here. */
-        if (!from_retry && !hr_event_matches(&tr->def, &page->events[i])) b->state[i] = SKIPPED;
-        else b->open++;
+        if (!from_retry && !hr_event_matches(&tr->def, &page->events[i]))
+            b->state[i] = SKIPPED;
+        else
+            b->open++;
     }
     return b;
 }
@@ -239,8 +255,10 @@ static void on_settled(void *ud, int rc, const char *msg)
         tr->retry = NULL;
         tr->retry_phase = IDLE;
         if (rc) {
-            hr_log(HR_LOG_WARN, "trigger=%s msg=\"settling retries failed; they will be retried\" "
-                   "error=\"%s\"", tr->def.name, msg ? msg : "");
+            hr_log(HR_LOG_WARN,
+                   "trigger=%s msg=\"settling retries failed; they will be retried\" "
+                   "error=\"%s\"",
+                   tr->def.name, msg ? msg : "");
             tr->retry_due_us = hr_mono_us() + 1000000;
         } else if (!b->page->exhausted) {
             tr->retry_due_us = 0; /* more are due now */
@@ -249,8 +267,10 @@ static void on_settled(void *ud, int rc, const char *msg)
         tr->log = NULL;
         tr->log_phase = IDLE;
         if (rc) {
-            hr_log(HR_LOG_WARN, "trigger=%s msg=\"settling a page failed; it will be delivered "
-                   "again\" error=\"%s\"", tr->def.name, msg ? msg : "");
+            hr_log(HR_LOG_WARN,
+                   "trigger=%s msg=\"settling a page failed; it will be delivered "
+                   "again\" error=\"%s\"",
+                   tr->def.name, msg ? msg : "");
             free(tr->cursor);
             tr->cursor = NULL;
         } else {
@@ -288,8 +308,10 @@ static void settle(batch_t *b)
     hr_attempt_rec_t *recs = hr_xcalloc(b->page->nevents + 1, sizeof *recs);
     for (size_t i = 0; i < b->page->nevents; i++)
         if (b->state[i] == DONE) recs[n++] = b->recs[i];
-    if (b->from_retry) tr->retry_phase = SETTLING;
-    else tr->log_phase = SETTLING;
+    if (b->from_retry)
+        tr->retry_phase = SETTLING;
+    else
+        tr->log_phase = SETTLING;
     int rc = d->ops->settle(d->store, tr->def.name, b->from_retry ? NULL : b->page->cursor_after,
                             recs, n, b->from_retry, on_settled, b);
     free(recs);
@@ -335,7 +357,13 @@ static void record(batch_t *b, size_t i, int attempts_before, long status, uint6
         return;
     }
     a->error = error ? hr_xstrdup(error) : hr_xasprintf("HTTP status %ld", status);
-    if (attempts_before >= tr->def.retry.max_retries) {
+    hr_retry_t retry = tr->def.retry;
+    if (tr->one_off) {
+        hr_trigger_def_t od;
+        if (hr_payload_one_off_def(ev, &od) == 0) retry = od.retry;
+        hr_trigger_def_clear(&od);
+    }
+    if (attempts_before >= retry.max_retries) {
         a->dead = 1;
         tr->stats.dead++;
         hr_log(HR_LOG_WARN, "trigger=%s event=%s msg=dead attempts=%d error=\"%s\"", tr->def.name,
@@ -346,10 +374,12 @@ static void record(batch_t *b, size_t i, int attempts_before, long status, uint6
     if (retry_after && is_retry_after_status(status) &&
         hr_retry_after_parse(retry_after, (int64_t)time(NULL), &ra) != 0)
         ra = -1;
-    a->delay_ms = hr_backoff_delay_ms(&tr->def.retry, a->attempt, next_rand(tr->d), ra);
+    a->delay_ms = hr_backoff_delay_ms(&retry, a->attempt, next_rand(tr->d), ra);
     tr->stats.failure++;
-    hr_log(HR_LOG_INFO, "trigger=%s event=%s msg=\"attempt failed\" attempt=%d error=\"%s\" "
-           "retry_in_ms=%" PRIu64, tr->def.name, ev->id, a->attempt, a->error, a->delay_ms);
+    hr_log(HR_LOG_INFO,
+           "trigger=%s event=%s msg=\"attempt failed\" attempt=%d error=\"%s\" "
+           "retry_in_ms=%" PRIu64,
+           tr->def.name, ev->id, a->attempt, a->error, a->delay_ms);
 }
 
 static void on_response(void *ud, const hr_http_res_t *res)
@@ -369,7 +399,8 @@ static void on_response(void *ud, const hr_http_res_t *res)
     char err[300];
     const char *e = NULL;
     if (res->error) {
-        snprintf(err, sizeof err, "%s: %s", res->error == HR_ETIMEOUT ? "timeout" : "connection error",
+        snprintf(err, sizeof err, "%s: %s",
+                 res->error == HR_ETIMEOUT ? "timeout" : "connection error",
                  res->error_msg ? res->error_msg : "");
         e = err;
     }
@@ -391,21 +422,27 @@ static void fmt_secs(int64_t secs, char *out, size_t n)
     if (sec || !o) snprintf(out + o, n - (size_t)o, "%" PRId64 "s", sec);
 }
 
-/* The tolerance check of a schedule's fire (see the top of this file): 1 when event i was
- * recorded dead instead of being sent. */
-static int missed_fire(batch_t *b, size_t i)
+/* The tolerance check of a schedule's fire or of a one-off event's first attempt (see the top
+ * of this file): 1 when event i was recorded dead instead of being sent. def: the settings the
+ * event is delivered with (tr->def, or the one-off event's own). */
+static int missed_fire(batch_t *b, size_t i, const hr_trigger_def_t *def, int attempts_before)
 {
     trig_t *tr = b->tr;
     const hr_event_t *ev = &b->page->events[i];
-    int64_t at;
-    if (b->from_retry || !tr->def.cron || strcmp(ev->op, "CRON") != 0 ||
-        hr_payload_scheduled_time(ev, &at) != 0)
-        return 0;
-    int64_t late = hr_sched_now_us() / 1000000 - at;
-    if (late * 1000 <= (int64_t)tr->def.tolerance_ms) return 0;
+    int64_t at, now_s;
+    if (tr->one_off) {
+        if (attempts_before != 0 || strcmp(ev->op, "ONE_OFF") != 0) return 0;
+        now_s = hr_wall_us() / 1000000;
+    } else {
+        if (b->from_retry || !tr->def.cron || strcmp(ev->op, "CRON") != 0) return 0;
+        now_s = hr_sched_now_us() / 1000000;
+    }
+    if (hr_payload_scheduled_time(ev, &at) != 0) return 0;
+    int64_t late = now_s - at;
+    if (late * 1000 <= (int64_t)def->tolerance_ms) return 0;
     char a[32], t[32];
     fmt_secs(late, a, sizeof a);
-    fmt_secs((int64_t)(tr->def.tolerance_ms / 1000), t, sizeof t);
+    fmt_secs((int64_t)(def->tolerance_ms / 1000), t, sizeof t);
     hr_attempt_rec_t *rec = &b->recs[i];
     rec->seq = ev->seq;
     rec->event_id = ev->id;
@@ -429,39 +466,46 @@ static void launch(batch_t *b, size_t i)
     int attempts_before = b->from_retry ? b->page->attempts[i] : 0;
     hr_err_t err = {0};
     char *url = NULL, *secret = NULL;
-    char **lines = hr_xcalloc(tr->def.nheaders + 6, sizeof *lines);
+    char **lines = NULL;
     size_t nl = 0;
     int rc;
-
-    if (missed_fire(b, i)) {
-        free(lines);
-        return;
+    /* What the event is delivered with: the trigger's definition, or a one-off event's own. */
+    hr_trigger_def_t own = {0};
+    const hr_trigger_def_t *def = &tr->def;
+    if (tr->one_off) {
+        if (hr_payload_one_off_def(ev, &own) != 0) {
+            hr_err_set(&err, HR_EINVAL, "invalid one-off event in the log (no webhook)");
+            goto fail;
+        }
+        def = &own;
     }
+    lines = hr_xcalloc(def->nheaders + 6, sizeof *lines);
+    if (missed_fire(b, i, def, attempts_before)) goto out;
     hr_buf_reset(&d->body);
-    rc = tr->def.cron ? hr_payload_build_scheduled(&tr->def, ev, &d->body)
-                      : hr_payload_build(&tr->def, ev, attempts_before, &d->body);
+    rc = def->cron || tr->one_off ? hr_payload_build_scheduled(def, ev, &d->body)
+                                  : hr_payload_build(def, ev, attempts_before, &d->body);
     if (rc) {
         hr_err_set(&err, rc, "cannot build the request body (invalid JSON in the log?)");
         goto fail;
     }
-    if ((rc = hr_template_expand(tr->def.webhook, NULL, NULL, &url, &err))) goto fail;
+    if ((rc = hr_template_expand(def->webhook, NULL, NULL, &url, &err))) goto fail;
     int64_t ts = (int64_t)time(NULL);
     lines[nl++] = hr_xstrdup("Content-Type: application/json");
     lines[nl++] = hr_xstrdup("User-Agent: herald/" HERALD_VERSION);
     lines[nl++] = hr_xasprintf("webhook-id: %s", ev->id);
     lines[nl++] = hr_xasprintf("webhook-timestamp: %" PRId64, ts);
-    if (tr->def.secret) {
+    if (def->secret) {
         char sig[128];
-        if ((rc = hr_template_expand(tr->def.secret, NULL, NULL, &secret, &err))) goto fail;
+        if ((rc = hr_template_expand(def->secret, NULL, NULL, &secret, &err))) goto fail;
         if ((rc = hr_sign_webhook(secret, ev->id, ts, d->body.data, d->body.len, sig, sizeof sig,
                                   &err)))
             goto fail;
         lines[nl++] = hr_xasprintf("webhook-signature: %s", sig);
     }
-    for (size_t k = 0; k < tr->def.nheaders; k++) {
+    for (size_t k = 0; k < def->nheaders; k++) {
         char *v = NULL;
-        if ((rc = hr_template_expand(tr->def.headers[k].value, NULL, NULL, &v, &err))) goto fail;
-        lines[nl++] = hr_xasprintf("%s: %s", tr->def.headers[k].name, v);
+        if ((rc = hr_template_expand(def->headers[k].value, NULL, NULL, &v, &err))) goto fail;
+        lines[nl++] = hr_xasprintf("%s: %s", def->headers[k].name, v);
         free(v);
     }
     hr_http_req_t req = {
@@ -470,7 +514,7 @@ static void launch(batch_t *b, size_t i)
         .nheaders = nl,
         .body = d->body.data,
         .body_len = d->body.len,
-        .timeout_ms = tr->def.retry.timeout_ms,
+        .timeout_ms = def->retry.timeout_ms,
         .response_cap = RESPONSE_CAP,
     };
     flight_t *f = hr_xcalloc(1, sizeof *f);
@@ -492,10 +536,12 @@ fail:
     b->state[i] = IN_FLIGHT; /* finish_event expects a started event */
     finish_event(b, i);
 out:
-    for (size_t k = 0; k < nl; k++) free(lines[k]);
+    for (size_t k = 0; k < nl; k++)
+        free(lines[k]);
     free(lines);
     free(url);
     free(secret);
+    hr_trigger_def_clear(&own);
 }
 
 /* Launches pending events while the trigger is under its concurrency cap. */
@@ -608,7 +654,7 @@ static void start_reads(hr_dispatcher_t *d)
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         if (tr->removed) continue;
         apply_pending_def(tr);
-        if (tr->log_phase == IDLE) {
+        if (tr->log_phase == IDLE && !tr->one_off) {
             tr->log_phase = READING;
             int rc = d->ops->read_page(d->store, &tr->def, tr->cursor, d->opts.page_size,
                                        on_log_page, tr);
@@ -634,15 +680,30 @@ static trig_t *trig_new(hr_dispatcher_t *d, const hr_trigger_def_t *def)
     int rc = hr_trigger_def_from_json(j, &tr->def, &err); /* a deep copy */
     json_decref(j);
     if (rc) {
-        hr_log(HR_LOG_ERROR, "trigger=%s msg=\"invalid definition\" error=\"%s\"", def->name, err.msg);
+        hr_log(HR_LOG_ERROR, "trigger=%s msg=\"invalid definition\" error=\"%s\"", def->name,
+               err.msg);
         free(tr);
         return NULL;
     }
     tr->retry_due_us = 0; /* check the delayed queue at start */
     tr->next = d->trigs;
     d->trigs = tr;
-    hr_log(HR_LOG_INFO, "trigger=%s msg=\"delivering\" webhook=\"%s\"", tr->def.name, tr->def.webhook);
+    hr_log(HR_LOG_INFO, "trigger=%s msg=\"delivering\" webhook=\"%s\"", tr->def.name,
+           tr->def.webhook);
     return tr;
+}
+
+/* The pseudo-trigger of one-off events (see the top of this file): every event it delivers
+ * carries its own webhook, headers and retry policy. */
+static void trig_one_off(hr_dispatcher_t *d)
+{
+    trig_t *tr = hr_xcalloc(1, sizeof *tr);
+    tr->d = d;
+    hr_trigger_def_defaults(&tr->def);
+    tr->def.name = hr_xstrdup(HR_ONE_OFF_TRIGGER);
+    tr->one_off = 1;
+    tr->next = d->trigs;
+    d->trigs = tr;
 }
 
 static void trig_free(trig_t *tr)
@@ -686,13 +747,16 @@ static int reload_defs(hr_dispatcher_t *d)
     }
     hr_scheduler_sync(d->sched, defs, n);
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
+        if (tr->one_off) continue;
         int found = 0;
-        for (size_t i = 0; i < n && !found; i++) found = strcmp(defs[i].name, tr->def.name) == 0;
+        for (size_t i = 0; i < n && !found; i++)
+            found = strcmp(defs[i].name, tr->def.name) == 0;
         if (!found) tr->removed = 1;
     }
     for (size_t i = 0; i < n; i++) {
         trig_t *tr = d->trigs;
-        while (tr && (tr->removed || strcmp(tr->def.name, defs[i].name) != 0)) tr = tr->next;
+        while (tr && (tr->removed || tr->one_off || strcmp(tr->def.name, defs[i].name) != 0))
+            tr = tr->next;
         if (!tr) {
             trig_new(d, &defs[i]);
             hr_trigger_def_clear(&defs[i]);
@@ -745,8 +809,10 @@ static void on_tick(uv_timer_t *t)
         if (d->ops->defs_version(d->store, on_defs_version, d) != 0) d->defs_checking = 0;
     }
     reap_removed(d);
-    if (d->activity) d->poll_us = d->opts.poll_min_us;
-    else if (d->poll_us < d->opts.poll_max_us) d->poll_us *= 2;
+    if (d->activity)
+        d->poll_us = d->opts.poll_min_us;
+    else if (d->poll_us < d->opts.poll_max_us)
+        d->poll_us *= 2;
     if (d->poll_us > d->opts.poll_max_us) d->poll_us = d->opts.poll_max_us;
     d->activity = 0;
     start_reads(d);
@@ -782,7 +848,9 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
         free(d);
         return rc;
     }
-    for (size_t i = 0; i < ndefs; i++) trig_new(d, &defs[i]);
+    trig_one_off(d);
+    for (size_t i = 0; i < ndefs; i++)
+        trig_new(d, &defs[i]);
     uv_timer_init(loop, &d->tick);
     uv_timer_init(loop, &d->grace);
     d->tick.data = d->grace.data = d;
@@ -803,7 +871,8 @@ static void on_fired(void *ud)
 void hr_dispatcher_poke(hr_dispatcher_t *d)
 {
     if (!d || d->stopping) return;
-    for (trig_t *tr = d->trigs; tr; tr = tr->next) tr->retry_due_us = 0;
+    for (trig_t *tr = d->trigs; tr; tr = tr->next)
+        tr->retry_due_us = 0;
     d->activity = 1;
     uv_timer_start(&d->tick, on_tick, 0, 0);
 }
@@ -818,7 +887,7 @@ void hr_dispatcher_wake(hr_dispatcher_t *d)
 void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, void *ud)
 {
     for (const trig_t *tr = d->trigs; tr; tr = tr->next)
-        if (!tr->removed) fn(ud, tr->def.name, &tr->stats, tr->inflight);
+        if (!tr->removed && !tr->one_off) fn(ud, tr->def.name, &tr->stats, tr->inflight);
 }
 
 static void handle_closed(hr_dispatcher_t *d)
@@ -900,7 +969,7 @@ static void on_grace(uv_timer_t *t)
 {
     hr_dispatcher_t *d = t->data;
     hr_log(HR_LOG_WARN, "msg=\"grace period over; cancelling requests in flight (they will be "
-           "delivered again)\"");
+                        "delivered again)\"");
     /* Cut-off pages are dropped unsettled: their cursor does not move, so they are read again. */
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         for (int k = 0; k < 2; k++) {

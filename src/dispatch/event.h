@@ -9,6 +9,12 @@
 
 #include "config/config.h"
 
+/* The built-in pseudo-trigger of one-off scheduled events (create_scheduled_event). It is never
+ * in a configuration and never listed as a trigger ('@' is not allowed in trigger names). Its
+ * events (op ONE_OFF, source "@one_off") reach it only through the delayed queue: the log reader
+ * never reads them. */
+#define HR_ONE_OFF_TRIGGER "@one_off"
+
 typedef struct hr_event {
     int64_t seq;
     const char *id;           /* uuid text */

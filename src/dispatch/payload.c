@@ -390,3 +390,48 @@ int hr_payload_scheduled_time(const hr_event_t *ev, int64_t *unix_s)
     json_decref(n);
     return rc;
 }
+
+/* Seconds member key of o as milliseconds; def_ms when missing or not a positive number. */
+static uint64_t ms_member(const json_t *o, const char *key, uint64_t def_ms)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_number(v) || json_number_value(v) < 0) return def_ms;
+    return (uint64_t)(json_number_value(v) * 1000.0 + 0.5);
+}
+
+int hr_payload_one_off_def(const hr_event_t *ev, hr_trigger_def_t *def)
+{
+    memset(def, 0, sizeof *def);
+    json_t *n = ev && ev->new_json ? json_loads(ev->new_json, 0, NULL) : NULL;
+    const char *url = json_string_value(json_object_get(n, "webhook"));
+    if (!url) {
+        json_decref(n);
+        return HR_EINVAL;
+    }
+    hr_trigger_def_defaults(def);
+    def->name = hr_xstrdup(HR_ONE_OFF_TRIGGER);
+    def->webhook = hr_xstrdup(url);
+    json_t *hs = json_object_get(n, "headers"), *h;
+    size_t i;
+    def->headers = hr_xcalloc(json_array_size(hs) + 1, sizeof *def->headers);
+    json_array_foreach(hs, i, h)
+    {
+        const char *hn = json_string_value(json_object_get(h, "name"));
+        const char *hv = json_string_value(json_object_get(h, "value"));
+        if (!hn || !hv) continue;
+        def->headers[def->nheaders].name = hr_xstrdup(hn);
+        def->headers[def->nheaders].value = hr_xstrdup(hv);
+        def->nheaders++;
+    }
+    json_t *r = json_object_get(n, "retry");
+    json_t *nr = json_object_get(r, "num_retries");
+    def->retry.max_retries =
+        json_is_integer(nr) && json_integer_value(nr) >= 0 ? (int)json_integer_value(nr) : 0;
+    def->retry.interval_ms = ms_member(r, "retry_interval_seconds", 10000);
+    def->retry.max_interval_ms = def->retry.interval_ms;
+    def->retry.backoff = HR_BACKOFF_FIXED;
+    def->retry.timeout_ms = ms_member(r, "timeout_seconds", 60000);
+    def->tolerance_ms = ms_member(r, "tolerance_seconds", 21600000);
+    json_decref(n);
+    return 0;
+}

@@ -25,5 +25,12 @@ int hr_payload_build_scheduled(const hr_trigger_def_t *t, const hr_event_t *ev, 
 /* The Unix time (seconds) of new.scheduled_time ("2026-11-23T12:00:00Z", fraction allowed), or
  * HR_EINVAL when it is missing or not in that form. */
 int hr_payload_scheduled_time(const hr_event_t *ev, int64_t *unix_s);
+/* The delivery settings a one-off event (op ONE_OFF) carries in its new: {"webhook",
+ * "headers": [{"name","value"}], "retry": {"num_retries","retry_interval_seconds",
+ * "timeout_seconds","tolerance_seconds"}} into def (name HR_ONE_OFF_TRIGGER, fixed backoff):
+ * webhook, headers, retry and tolerance_ms; missing ones take Hasura's scheduled defaults (0
+ * retries, 10 s, 60 s, 6 h). HR_EINVAL (def cleared) when new is not an object or has no
+ * webhook. The caller clears def with hr_trigger_def_clear. */
+int hr_payload_one_off_def(const hr_event_t *ev, hr_trigger_def_t *def);
 
 #endif

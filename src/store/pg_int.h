@@ -69,6 +69,10 @@ int hr_pg_replay(hr_store_t *st, const char *trigger, const hr_replay_range_t *r
 int hr_pg_fire(hr_store_t *st, const char *name, int64_t fire_at_s, const char *new_json,
                int *written, hr_err_t *err);
 int hr_pg_last_fire(hr_store_t *st, const char *name, int64_t *at_s, hr_err_t *err);
+int hr_pg_schedule_one_off(hr_store_t *st, const char *new_json, int64_t due_us, char id_out[40],
+                           hr_err_t *err);
+int hr_pg_delete_scheduled(hr_store_t *st, int cron, const char *event_id, hr_err_t *err);
+int hr_pg_one_offs(hr_store_t *st, json_t **out, hr_err_t *err);
 int hr_pg_status(hr_store_t *st, json_t **out, hr_err_t *err);
 int hr_pg_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err_t *err);
 int hr_pg_event(hr_store_t *st, const char *event_id, int attempts_limit, int attempts_offset,

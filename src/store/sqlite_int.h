@@ -96,6 +96,10 @@ int hr_sq_require_schema(hr_store_t *st, hr_err_t *err);
 int hr_sq_fire(hr_store_t *st, const char *name, int64_t fire_at_s, const char *new_json,
                int *written, hr_err_t *err);
 int hr_sq_last_fire(hr_store_t *st, const char *name, int64_t *at_s, hr_err_t *err);
+int hr_sq_schedule_one_off(hr_store_t *st, const char *new_json, int64_t due_us, char id_out[40],
+                           hr_err_t *err);
+int hr_sq_delete_scheduled(hr_store_t *st, int cron, const char *event_id, hr_err_t *err);
+int hr_sq_one_offs(hr_store_t *st, json_t **out, hr_err_t *err);
 /* Stored definitions, like load_triggers; invalid ones are logged and skipped. */
 int hr_sq_load_defs(hr_store_t *st, hr_trigger_def_t **out, size_t *n, hr_err_t *err);
 void hr_sq_free_defs(hr_trigger_def_t *defs, size_t n);

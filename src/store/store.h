@@ -29,11 +29,11 @@ typedef struct hr_store hr_store_t;
 typedef struct hr_page {
     hr_event_t *events;
     size_t nevents;
-    int *attempts;      /* retries read from the delayed queue: attempts made so far; else NULL */
-    char *cursor_after; /* cursor to pass to the next read and to settle (log pages only) */
-    int exhausted;      /* 1 when the read reached the end of what is visible now */
+    int *attempts;       /* retries read from the delayed queue: attempts made so far; else NULL */
+    char *cursor_after;  /* cursor to pass to the next read and to settle (log pages only) */
+    int exhausted;       /* 1 when the read reached the end of what is visible now */
     int64_t next_due_ms; /* retry pages: ms until the next not-yet-due retry, -1 when none */
-    void *backend_data; /* freed with the page */
+    void *backend_data;  /* freed with the page */
     void (*backend_free)(void *backend_data);
 } hr_page_t;
 
@@ -43,15 +43,15 @@ void hr_page_free(hr_page_t *page);
 typedef struct hr_attempt_rec {
     int64_t seq;
     const char *event_id;
-    int attempt;         /* 1-based number of this attempt */
-    long status;         /* 0 when no response */
+    int attempt; /* 1-based number of this attempt */
+    long status; /* 0 when no response */
     double latency_ms;
-    const char *error;   /* NULL on a 2xx */
+    const char *error;    /* NULL on a 2xx */
     const char *response; /* response body excerpt, may be NULL */
     /* What happens to the event next: */
-    int settled;         /* 1: done (2xx); 0: retry later or dead */
-    int dead;            /* 1: retries exhausted */
-    uint64_t delay_ms;   /* when not settled and not dead: time until the next attempt */
+    int settled;       /* 1: done (2xx); 0: retry later or dead */
+    int dead;          /* 1: retries exhausted */
+    uint64_t delay_ms; /* when not settled and not dead: time until the next attempt */
 } hr_attempt_rec_t;
 
 typedef void (*hr_store_page_cb)(void *ud, int rc, hr_page_t *page, const char *errmsg);
@@ -106,7 +106,8 @@ typedef struct hr_store_ops {
     int (*apply)(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn report, void *ud,
                  hr_err_t *err);
     /* Loads the stored trigger definitions. *out is an array the caller frees with
-     * hr_trigger_def_clear on each and free. HR_ESCHEMA when herald's schema is missing or newer. */
+     * hr_trigger_def_clear on each and free. HR_ESCHEMA when herald's schema is missing or newer.
+     */
     int (*load_triggers)(hr_store_t *st, hr_trigger_def_t **out, size_t *n, hr_err_t *err);
     /* A number that changes whenever the stored definitions change (async, on the loop). */
     int (*defs_version)(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t version), void *ud);
@@ -178,6 +179,22 @@ typedef struct hr_store_ops {
     /* Where catching up starts: the later of the schedule's latest recorded fire and the
      * creation of its definition, in Unix seconds. HR_ENOTFOUND when there is neither. */
     int (*last_fire)(hr_store_t *st, const char *name, int64_t *at_s, hr_err_t *err);
+
+    /* Appends a one-off scheduled event (op ONE_OFF, source HR_ONE_OFF_TRIGGER, new = new_json:
+     * {webhook, headers, retry, payload, comment, scheduled_time, created_at}) and queues it for
+     * HR_ONE_OFF_TRIGGER (a delayed row due at due_us, Unix microseconds, attempts 0), in one
+     * transaction. id_out gets the event's uuid. */
+    int (*schedule_one_off)(hr_store_t *st, const char *new_json, int64_t due_us, char id_out[40],
+                            hr_err_t *err);
+    /* Cancels a scheduled event not yet delivered: a one-off event (cron 0) waiting in the
+     * delayed queue of HR_ONE_OFF_TRIGGER, or a fire of a schedule (cron 1) waiting there for its
+     * next retry. Its delayed row becomes dead with the error "cancelled by
+     * delete_scheduled_event"; the log keeps the event. HR_ENOTFOUND when there is no such
+     * event or it is not waiting (delivered, dead, or a fire not retried). */
+    int (*delete_scheduled)(hr_store_t *st, int cron, const char *event_id, hr_err_t *err);
+    /* The one-off events still to deliver (a live delayed row), by due time:
+     * [{"id", "scheduled_time", "webhook", "comment", "attempts", "next_attempt_at"}, …]. */
+    int (*one_offs)(hr_store_t *st, json_t **out, hr_err_t *err);
 
     /* Optional (NULL when the backend has none): cb(ud) runs on the loop when the database may
      * hold new events (SQLite: another process wrote the file), so that the reader need not

@@ -1234,6 +1234,9 @@ const hr_store_ops_t hr_store_pg_ops = {
     .attempts = hr_pg_attempts,
     .fire = hr_pg_fire,
     .last_fire = hr_pg_last_fire,
+    .schedule_one_off = hr_pg_schedule_one_off,
+    .delete_scheduled = hr_pg_delete_scheduled,
+    .one_offs = hr_pg_one_offs,
     .reconnects = pg_reconnects,
     .close = pg_close,
 };

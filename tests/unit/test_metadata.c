@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "api/metadata_hasura.h"
+#include "dispatch/payload.h"
 
 static json_t *load(const char *name)
 {
@@ -81,7 +82,7 @@ static void assert_round_trip(const char *name, const hr_trigger_def_t *defs, si
     size_t ngot = 0;
     int custom = 0;
     hr_md_err_t e = {0};
-    if (hr_md_defs_from_metadata(back, "$.args", &got, &ngot, &custom, &e))
+    if (hr_md_defs_from_metadata(back, "$.args", &got, &ngot, &custom, NULL, &e))
         fail_msg("%s: round trip failed: %s at %s: %s\n%s", name, e.code, e.path, e.msg, text);
     assert_int_equal(ngot, n);
     assert_true(custom);
@@ -148,7 +149,7 @@ static void test_metadata(void **state)
         int custom = -1;
         hr_md_err_t e = {0};
         int rc = hr_md_defs_from_metadata(json_object_get(c, "metadata"), "$.args", &defs, &n,
-                                          &custom, &e);
+                                          &custom, NULL, &e);
         json_t *want_err = json_object_get(c, "error");
         if (want_err) {
             if (rc == 0) fail_msg("%s: accepted", name);
@@ -195,7 +196,7 @@ static void test_export(void **state)
         assert_true(nall < 16);
         all[nall++] = def;
     }
-    /* A schedule (cron trigger) is not an event trigger: it is left out. */
+    /* A schedule (cron trigger) is not an event trigger: it goes to cron_triggers. */
     hr_trigger_def_t *sched = &all[nall++];
     hr_schedule_def_defaults(sched);
     sched->name = strdup("nightly");
@@ -217,11 +218,31 @@ static void test_export(void **state)
     }
     json_t *custom = json_object_get(json_object_get(md, "herald"), "event_triggers");
     assert_int_equal(json_array_size(custom), 1);
-    char *text = dump(md);
+    /* The schedule is a cron trigger, never an event trigger. */
+    char *text = dump(json_object_get(md, "sources"));
     assert_null(strstr(text, "nightly"));
     free(text);
+    text = dump(custom);
+    assert_null(strstr(text, "nightly"));
+    free(text);
+    json_t *crons = json_object_get(md, "cron_triggers");
+    assert_int_equal(json_array_size(crons), 1);
+    json_t *want = json_loads("{\"name\":\"nightly\",\"webhook\":\"http://h/cron\","
+                              "\"schedule\":\"0 3 * * *\",\"include_in_metadata\":true,"
+                              "\"retry_conf\":{\"num_retries\":5,\"retry_interval_seconds\":2,"
+                              "\"timeout_seconds\":30,\"tolerance_seconds\":21600,"
+                              "\"backoff\":\"exponential\"}}",
+                              0, NULL);
+    assert_non_null(want);
+    json_t *one = hr_md_trigger_to_json(sched);
+    if (!json_equal(want, json_array_get(crons, 0)) || !json_equal(want, one)) {
+        char *g = dump(json_array_get(crons, 0));
+        fail_msg("cron trigger export: %s", g);
+    }
+    json_decref(one);
+    json_decref(want);
     json_decref(md);
-    assert_round_trip("all", all, nall - 1);
+    assert_round_trip("all", all, nall);
     for (size_t k = 0; k < nall; k++)
         hr_trigger_def_clear(&all[k]);
     json_decref(cases);
@@ -268,12 +289,99 @@ static void test_paths_and_ids(void **state)
     assert_false(hr_md_is_uuid(NULL));
 }
 
+/* Cron triggers and one-off events: Hasura's args to herald's shapes and back (sched.json). */
+static void test_sched(void **state)
+{
+    (void)state;
+    json_t *cases = load("sched.json"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        json_t *want_err = json_object_get(c, "error"), *args;
+        hr_md_err_t e = {0};
+        if ((args = json_object_get(c, "cron"))) {
+            hr_trigger_def_t def;
+            int replace = -1;
+            int rc = hr_md_cron_from_create(args, "$.args", &def, &replace, &e);
+            if (want_err) {
+                if (!rc) fail_msg("%s: accepted", name);
+                assert_error(name, want_err, &e);
+                continue;
+            }
+            if (rc) fail_msg("%s: %s at %s: %s", name, e.code, e.path, e.msg);
+            assert_int_equal(replace, json_is_true(json_object_get(c, "replace")));
+            json_t *got = hr_md_cron_to_json(&def);
+            assert_equal_json(name, json_object_get(c, "want"), got);
+            /* The export reads back to the same definition. */
+            hr_trigger_def_t back;
+            if (hr_md_cron_from_export(got, "$", &back, &e))
+                fail_msg("%s: export does not read back: %s at %s: %s", name, e.code, e.path,
+                         e.msg);
+            json_t *a = hr_trigger_def_to_json(&def), *b = hr_trigger_def_to_json(&back);
+            assert_equal_json(name, a, b);
+            json_decref(a);
+            json_decref(b);
+            json_decref(got);
+            hr_trigger_def_clear(&def);
+            hr_trigger_def_clear(&back);
+            continue;
+        }
+        args = json_object_get(c, "one_off");
+        int64_t now = 0, due = -1, want_due = 0;
+        const char *now_s = json_string_value(json_object_get(c, "now"));
+        assert_int_equal(hr_md_parse_time(now_s ? now_s : "2026-01-01T00:00:00Z", &now), 0);
+        char *nj = NULL;
+        int rc = hr_md_one_off_from_create(args, "$.args", now, &nj, &due, &e);
+        if (want_err) {
+            if (!rc) fail_msg("%s: accepted", name);
+            assert_null(nj);
+            assert_error(name, want_err, &e);
+            continue;
+        }
+        if (rc) fail_msg("%s: %s at %s: %s", name, e.code, e.path, e.msg);
+        assert_int_equal(hr_md_parse_time(json_string_value(json_object_get(c, "due")), &want_due),
+                         0);
+        assert_int_equal(due, want_due);
+        json_t *got = json_loads(nj, 0, NULL);
+        assert_equal_json(name, json_object_get(c, "want"), got);
+        /* What the dispatcher reads back from the log row. */
+        hr_event_t ev = {.op = "ONE_OFF", .new_json = nj};
+        hr_trigger_def_t od;
+        assert_int_equal(hr_payload_one_off_def(&ev, &od), 0);
+        json_t *r = json_object_get(got, "retry");
+        assert_string_equal(od.webhook, json_string_value(json_object_get(got, "webhook")));
+        assert_int_equal(od.retry.max_retries,
+                         json_integer_value(json_object_get(r, "num_retries")));
+        assert_int_equal(
+            od.tolerance_ms,
+            (uint64_t)(json_number_value(json_object_get(r, "tolerance_seconds")) * 1000));
+        assert_int_equal(od.nheaders, json_array_size(json_object_get(got, "headers")));
+        hr_trigger_def_clear(&od);
+        json_decref(got);
+        free(nj);
+    }
+    json_decref(cases);
+    /* Times: formatting is the inverse of parsing. */
+    char out[40];
+    int64_t us;
+    assert_int_equal(hr_md_parse_time("1970-01-01T00:00:00Z", &us), 0);
+    assert_int_equal(us, 0);
+    assert_int_equal(hr_md_parse_time("2026-11-23T12:00:00.123456789-02:30", &us), 0);
+    hr_md_format_time(us, out);
+    assert_string_equal(out, "2026-11-23T14:30:00.123456Z");
+    assert_int_equal(hr_md_parse_time("2024-02-29T00:00:00Z", &us), 0);
+    assert_int_equal(hr_md_parse_time("2026-11-23T12:00:00Zx", &us), -1);
+    assert_int_equal(hr_md_parse_time("2026-11-23T12:00", &us), -1);
+    assert_int_equal(hr_md_parse_time("2026-11-23T12:00:00.Z", &us), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create),        cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_export),        cmocka_unit_test(test_logs),
-        cmocka_unit_test(test_paths_and_ids),
+        cmocka_unit_test(test_paths_and_ids), cmocka_unit_test(test_sched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -454,7 +454,7 @@ describe('bad requests', () => {
       [create({ request_transform: { url: 'x' } }), 400, 'not-supported', '$.args.request_transform'],
       [{ type: 'pg_delete_event_trigger', args: { name: 1 } }, 400, 'parse-failed', '$.args.name'],
       [{ type: 'pg_redeliver_event', args: {} }, 400, 'parse-failed', '$.args', /key "event_id" not found/],
-      [{ type: 'replace_metadata', args: { version: 3, sources: [], cron_triggers: [{ name: 'c' }] } }, 400, 'not-supported', '$.args.cron_triggers'],
+      [{ type: 'replace_metadata', args: { version: 3, sources: [], cron_triggers: [{ name: 'c' }] } }, 400, 'parse-failed', '$.args.cron_triggers[0]'],
       [{ type: 'bulk', args: {} }, 400, 'parse-failed', '$.args', /expected an array/],
       [{ type: 'bulk', args: Array.from({ length: 1001 }, () => ({ type: 'export_metadata', args: {} })) }, 400, 'validation-failed', '$.args'],
       [{ type: 'bulk', args: [{ type: 'bulk', args: [{ type: 'bulk', args: [{ type: 'bulk', args: [{ type: 'bulk', args: [] }] }] }] }] }, 400,
