@@ -438,7 +438,8 @@ int hr_pg_redeliver(hr_store_t *st, const char *event_id, const char *trigger, i
     const char *q[] = {event_id, seq};
     r = hr_pg_exec(conn,
                    "INSERT INTO herald.delayed (trigger, seq, event_id, attempts, due_at, dead)"
-                   " SELECT t.name, $2::bigint, $1::uuid, 0, now(), false FROM herald.triggers t"
+                   " SELECT t.name, $2::bigint, $1::uuid, 0, now(), false FROM (SELECT name FROM"
+                   " herald.triggers UNION ALL SELECT '" HR_ONE_OFF_TRIGGER "') t"
                    " WHERE t.name IN (SELECT trigger FROM herald.attempts WHERE event_id = $1::uuid"
                    " UNION SELECT trigger FROM herald.delayed WHERE seq = $2::bigint)" REQUEUE,
                    2, q, err, "queuing the event");

@@ -482,11 +482,13 @@ int hr_sq_redeliver(hr_store_t *st, const char *event_id, const char *trigger, i
         return hr_sq_commit(st, err);
     }
     /* Every existing trigger that has attempts or a delayed row for the event. */
-    s = hr_sq_stmt(st,
-                   "SELECT name FROM herald_triggers WHERE name IN (SELECT trigger FROM"
-                   " herald_attempts WHERE event_id = ?1 UNION SELECT trigger FROM herald_delayed"
-                   " WHERE seq = ?2) ORDER BY name",
-                   err);
+    s = hr_sq_stmt(
+        st,
+        "SELECT name FROM (SELECT name FROM herald_triggers UNION ALL SELECT '" HR_ONE_OFF_TRIGGER
+        "') WHERE name IN (SELECT trigger FROM"
+        " herald_attempts WHERE event_id = ?1 UNION SELECT trigger FROM herald_delayed"
+        " WHERE seq = ?2) ORDER BY name",
+        err);
     if (!s) goto db;
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, seq);

@@ -93,6 +93,10 @@ forBackends('a one-off event is delivered within a second of its time, never bef
   assert.equal(row.op, 'ONE_OFF');
   assert.equal(row.id, created.event_id);
   await waitUntil(async () => (await delayedOf(s.db, created.event_id)).length === 0);
+  // Redelivered like any event, to @one_off.
+  assert.deepEqual(await ok(s, 'pg_redeliver_event', { event_id: created.event_id }), SUCCESS);
+  const again = await s.receiver.waitFor(2, 10000, 'the redelivery');
+  assert.equal(again[1].json.id, created.event_id);
   const status = await run(['status', '-c', s.file, '--json']);
   assert.doesNotMatch(status.stdout, /@one_off/);
   await stopClean(s);
