@@ -35,7 +35,6 @@
  * jansson cannot hold integers beyond 64 bits (a numeric column can): such an integer is read
  * as a real (lossy, only that number; every other integer stays exact). Non-integer numbers are
  * doubles. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +42,7 @@
 
 #include "capture/capture.h"
 #include "store/pg_int.h"
+#include "core/text.h"
 
 #define TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -152,61 +152,6 @@ static void filter_sql(const hr_trigger_def_t *t, params_t *p, hr_buf_t *sql)
     hr_buf_putc(sql, ')');
 }
 
-/* s with every integer token that does not fit in 64 bits turned into a real ("…0" + ".0"),
- * strings left alone. */
-static char *big_ints_as_reals(const char *s)
-{
-    hr_buf_t b = HR_BUF_INIT;
-    int in_string = 0;
-    for (const char *p = s; *p;) {
-        if (in_string) {
-            if (*p == '\\' && p[1])
-                hr_buf_putc(&b, *p++);
-            else if (*p == '"')
-                in_string = 0;
-            hr_buf_putc(&b, *p++);
-            continue;
-        }
-        if (*p == '"') {
-            in_string = 1;
-            hr_buf_putc(&b, *p++);
-            continue;
-        }
-        if (*p != '-' && (*p < '0' || *p > '9')) {
-            hr_buf_putc(&b, *p++);
-            continue;
-        }
-        const char *start = p;
-        int integer = 1;
-        while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
-               (*p >= '0' && *p <= '9')) {
-            if (*p == '.' || *p == 'e' || *p == 'E') integer = 0;
-            p++;
-        }
-        hr_buf_append(&b, start, (size_t)(p - start));
-        if (integer) {
-            errno = 0;
-            (void)strtoll(start, NULL, 10);
-            if (errno == ERANGE) hr_buf_puts(&b, ".0");
-        }
-    }
-    return hr_buf_steal(&b, NULL);
-}
-
-/* A JSON value from database text: NULL is null; see the top of this file for big integers. */
-static json_t *json_of_text(const char *s)
-{
-    if (!s) return json_null();
-    json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
-    if (!j) {
-        char *t = big_ints_as_reals(s);
-        j = json_loads(t, JSON_DECODE_ANY, NULL);
-        free(t);
-    }
-    if (!j) j = json_string(s); /* not expected from jsonb; never lose the value */
-    return j;
-}
-
 static json_t *str_or_null(PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
@@ -235,10 +180,10 @@ static json_t *event_json(PGresult *r, int row, int c0)
     json_object_set_new(e, "source", str_or_null(r, row, c0 + 3));
     json_object_set_new(e, "op", str_or_null(r, row, c0 + 4));
     json_t *data = json_object();
-    json_object_set_new(data, "old", json_of_text(V(5)));
-    json_object_set_new(data, "new", json_of_text(V(6)));
+    json_object_set_new(data, "old", hr_json_from_db(V(5)));
+    json_object_set_new(data, "new", hr_json_from_db(V(6)));
     json_object_set_new(e, "data", data);
-    json_object_set_new(e, "session_variables", json_of_text(V(7)));
+    json_object_set_new(e, "session_variables", hr_json_from_db(V(7)));
 #undef V
     return e;
 }

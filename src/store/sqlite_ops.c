@@ -23,8 +23,8 @@
  * 2xx attempt, even when the event is queued again. A trigger's events are those it attempted or
  * queued, and those after its cursor that it matches. */
 #include "store/sqlite_int.h"
+#include "core/text.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -103,55 +103,6 @@ static const char *col_text(sqlite3_stmt *s, int i)
     return (const char *)sqlite3_column_text(s, i);
 }
 
-/* text with every integer that does not fit in 64 bits turned into a real ("…0" + ".0"): jansson
- * rejects such integers, which SQLite's JSON keeps as written. Strings are left alone. */
-static char *big_ints_as_reals(const char *text)
-{
-    hr_buf_t b = HR_BUF_INIT;
-    int in_string = 0;
-    for (const char *p = text; *p;) {
-        if (in_string || *p == '"') {
-            if (in_string && *p == '\\' && p[1])
-                hr_buf_putc(&b, *p++);
-            else if (*p == '"')
-                in_string = !in_string;
-            hr_buf_putc(&b, *p++);
-            continue;
-        }
-        if (*p != '-' && (*p < '0' || *p > '9')) {
-            hr_buf_putc(&b, *p++);
-            continue;
-        }
-        const char *start = p;
-        int integer = 1;
-        while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
-               (*p >= '0' && *p <= '9')) {
-            if (*p == '.' || *p == 'e' || *p == 'E') integer = 0;
-            p++;
-        }
-        hr_buf_append(&b, start, (size_t)(p - start));
-        if (integer) {
-            errno = 0;
-            (void)strtoll(start, NULL, 10);
-            if (errno == ERANGE) hr_buf_puts(&b, ".0");
-        }
-    }
-    return b.data ? hr_buf_steal(&b, NULL) : hr_xstrdup("");
-}
-
-/* JSON text as a value (any JSON); a string if it does not parse; null for SQL NULL. */
-static json_t *json_value(const char *text)
-{
-    if (!text) return json_null();
-    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (!j) {
-        char *t = big_ints_as_reals(text);
-        j = json_loads(t, JSON_DECODE_ANY, NULL);
-        free(t);
-    }
-    return j ? j : json_string(text); /* never lose the value */
-}
-
 static json_t *text_or_null(sqlite3_stmt *s, int i)
 {
     const char *t = col_text(s, i);
@@ -168,10 +119,10 @@ static json_t *event_json(sqlite3_stmt *s, int c0)
     json_object_set_new(e, "source", text_or_null(s, c0 + 3));
     json_object_set_new(e, "op", text_or_null(s, c0 + 4));
     json_t *data = json_object();
-    json_object_set_new(data, "old", json_value(col_text(s, c0 + 5)));
-    json_object_set_new(data, "new", json_value(col_text(s, c0 + 6)));
+    json_object_set_new(data, "old", hr_json_from_db(col_text(s, c0 + 5)));
+    json_object_set_new(data, "new", hr_json_from_db(col_text(s, c0 + 6)));
     json_object_set_new(e, "data", data);
-    json_object_set_new(e, "session_variables", json_value(col_text(s, c0 + 7)));
+    json_object_set_new(e, "session_variables", hr_json_from_db(col_text(s, c0 + 7)));
     return e;
 }
 

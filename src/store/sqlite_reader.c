@@ -16,6 +16,7 @@
  * commit writes, and wakes the dispatcher within a millisecond when another connection
  * committed. */
 #include "store/sqlite_int.h"
+#include "core/text.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -339,8 +340,8 @@ static int settle_txn(hr_store_t *st, const char *trigger, const char *cursor_af
                        " latency_ms, error, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                        err);
         if (!s) goto db;
-        char *errtext = a->error ? hr_sq_clean_utf8(a->error) : NULL;
-        char *resp = a->response ? hr_sq_clean_utf8(a->response) : NULL;
+        char *errtext = a->error ? hr_utf8_clean(a->error) : NULL;
+        char *resp = a->response ? hr_utf8_clean(a->response) : NULL;
         sqlite3_bind_text(s, 1, trigger, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(s, 2, a->seq);
         sqlite3_bind_text(s, 3, a->event_id, -1, SQLITE_TRANSIENT);
@@ -375,7 +376,7 @@ static int settle_txn(hr_store_t *st, const char *trigger, const char *cursor_af
         sqlite3_bind_int(s, 4, a->attempt);
         sqlite3_bind_text(s, 5, due, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(s, 6, a->dead ? 1 : 0);
-        errtext = a->error ? hr_sq_clean_utf8(a->error) : NULL;
+        errtext = a->error ? hr_utf8_clean(a->error) : NULL;
         if (errtext) sqlite3_bind_text(s, 7, errtext, -1, free);
         if ((rc = hr_sq_step_done(st, s, err, "queueing a retry"))) goto out;
     }

@@ -197,41 +197,6 @@ char *hr_sq_col_dup(sqlite3_stmt *s, int i)
     return t ? hr_xstrdup((const char *)t) : NULL;
 }
 
-char *hr_sq_clean_utf8(const char *s)
-{
-    hr_buf_t clean = HR_BUF_INIT;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int len = *p < 0x80         ? 1
-                  : (*p >> 5) == 6  ? 2
-                  : (*p >> 4) == 14 ? 3
-                  : (*p >> 3) == 30 ? 4
-                                    : 0;
-        int ok = len > 0;
-        for (int i = 1; ok && i < len; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (ok && len == 2 && *p < 0xC2) ok = 0; /* overlong */
-        if (ok && len == 3) {
-            unsigned cp = ((p[0] & 0xFu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) ok = 0;
-        }
-        if (ok && len == 4) {
-            unsigned cp = ((p[0] & 0x7u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                          (p[3] & 0x3Fu);
-            if (cp < 0x10000 || cp > 0x10FFFF) ok = 0;
-        }
-        if (ok) {
-            hr_buf_append(&clean, p, (size_t)len);
-            p += len;
-        } else {
-            hr_buf_puts(&clean, "\xEF\xBF\xBD");
-            p++;
-        }
-    }
-    if (!clean.data) return hr_xstrdup("");
-    return hr_buf_steal(&clean, NULL);
-}
-
 int hr_sq_parse_time(const char *s, int64_t *us)
 {
     int y, mo, d, h, mi, sec, n = 0;
