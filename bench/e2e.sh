@@ -45,7 +45,7 @@ if [ ! -x "$HERALD" ]; then
 fi
 
 DIR=$(mktemp -d /tmp/herald-bench.XXXXXX)
-HERALD_PID='' RECV_PID='' PG_STARTED=0 HERALD_STARTS=0
+HERALD_PID='' RECV_PID='' SINK_PID='' PG_STARTED=0 HERALD_STARTS=0
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -65,6 +65,7 @@ cleanup() {
   if [ -n "$RECV_PID" ] && kill -0 "$RECV_PID" 2>/dev/null; then
     kill -TERM "$RECV_PID"; wait "$RECV_PID" 2>/dev/null
   fi
+  if [ -n "$SINK_PID" ]; then kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; fi
   if [ "$PG_STARTED" = 1 ]; then
     as_pg "$PG_BIN/pg_ctl" stop -D "$DIR/pg" -m fast -w -t 30 >/dev/null 2>&1 ||
       as_pg "$PG_BIN/pg_ctl" stop -D "$DIR/pg" -m immediate -w -t 20 >/dev/null 2>&1
@@ -334,7 +335,46 @@ HWM2_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$HERALD_PID/status")
 RSS_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$HERALD_PID/status")
 HWM_KB=$((HWM1_KB > HWM2_KB ? HWM1_KB : HWM2_KB))
 
-DUPS=$(($(kv duplicates "$DIR/phase1.out") + $(kv duplicates "$DIR/phase2.out") + $(kv duplicates "$DIR/phase3.out")))
+# --- 2b. bulk commit: N rows in one INSERT ... SELECT while herald runs -------------------------
+log "phase 2b: $N rows committed in one INSERT ... SELECT while herald delivers"
+kill -USR1 "$RECV_PID"
+BASE=$(psql_q "SELECT coalesce(max(id), 0) FROM bench_events")
+herald_backends
+H0=$(cpu_ticks "$HERALD_PID"); D0=$(hb_ticks)
+psql_q "INSERT INTO bench_events(payload) SELECT 'x' FROM generate_series(1, $N)" >/dev/null
+NOTE2B=''; wait_distinct "$N" || { FAILED=1; NOTE2B=$MISSING; }
+H1=$(cpu_ticks "$HERALD_PID"); D1=$(hb_ticks)
+receiver_summary; cp "$DIR/recv.out" "$DIR/phase2b.out"
+DIST2B=$(kv distinct "$DIR/phase2b.out")
+LAST2B=$(kv last_us "$DIR/phase2b.out")
+COMMIT2B=$(psql_q "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint FROM bench_events WHERE id > $BASE LIMIT 1")
+EPS2B=$(calc "$DIST2B / (($LAST2B - $COMMIT2B) / 1e6)" %.0f)
+S2B=$(calc "($LAST2B - $COMMIT2B) / 1e6" %.2f)
+HCPU2B_S=$(calc "$((H1 - H0)) / $CLK_TCK * 100000 / $DIST2B" %.2f)
+DCPU2B_S=$(calc "$((D1 - D0)) / $CLK_TCK * 100000 / $DIST2B" %.2f)
+log "phase 2b: $DIST2B/$N rows, commit to last receipt $S2B s: $EPS2B events/s"
+
+# --- 3b. latency at 80 % of the measured maximum ---------------------------------------------
+# The maximum is the live rate of phase 1 (what PostgreSQL committed of single-row writes while
+# herald kept up); 80 % of it, from CLIENTS clients.
+RATE80=$(calc "$EPS1 * 0.8" %.0f)
+log "phase 3b: $RATE80 events/s (80 % of $EPS1) for $LAT_S s"
+kill -USR1 "$RECV_PID"
+BASE=$(psql_q "SELECT coalesce(max(id), 0) FROM bench_events")
+pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -f "$DIR/insert.sql" -c "$CLIENTS" -j 2 -R "$RATE80" \
+  -T "$LAT_S" bench >"$DIR/pgbench3b.log" 2>&1 || { cat "$DIR/pgbench3b.log" >&2; die "pgbench failed"; }
+ROWS3B=$(psql_q "SELECT count(*) FROM bench_events WHERE id > $BASE")
+NOTE3B=''; wait_distinct "$ROWS3B" || { FAILED=1; NOTE3B=$MISSING; }
+receiver_summary; cp "$DIR/recv.out" "$DIR/phase3b.out"; keep_samples 3b
+{ read -r C3B_ALL; read -r C3B_STEADY; read -r C3B_INS; } < <(commit_latency) || true
+[ -n "$C3B_INS" ] || die "could not join the samples with commit timestamps"
+DIST3B=$(kv distinct "$DIR/phase3b.out")
+TPS3B=$(pgbench_tps "$DIR/pgbench3b.log")
+log "phase 3b: $DIST3B/$ROWS3B rows; commit -> receipt $C3B_ALL ms"
+DUPS2B=$(kv duplicates "$DIR/phase2b.out")
+DUPS3B=$(kv duplicates "$DIR/phase3b.out")
+
+DUPS=$(($(kv duplicates "$DIR/phase1.out") + $(kv duplicates "$DIR/phase2.out") + $(kv duplicates "$DIR/phase3.out") + DUPS2B + DUPS3B))
 FAILED_ATTEMPTS=$(grep -c 'attempt failed' "$DIR/herald.log" || true)
 ERRORS=$(grep -c 'level=error' "$DIR/herald.log" || true)
 ms3() { echo "$(kv lat_p50_ms "$1") / $(kv lat_p99_ms "$1") / $(kv lat_max_ms "$1")"; }
@@ -359,9 +399,80 @@ ms3() { echo "$(kv lat_p50_ms "$1") / $(kv lat_p99_ms "$1") / $(kv lat_max_ms "$
   echo "| machine busy before the run / while herald idled (of which the rest of this PostgreSQL: autovacuum, ...) | $BG_PCT % / $BUSY4 % ($PGREST4 %) of $(nproc) cores |"
 } >"$DIR/table.md"
 
+# --- 6. RSS with 10,000 events in the delayed queue -------------------------------------------
+# A second trigger on its own table, towards `herald sink` answering 503, retried after an hour:
+# every event fails once and waits in herald.delayed. herald is restarted with it, so the first
+# figure is a fresh process that has delivered nothing yet.
+log "phase 6: 10000 events into the delayed queue (receiver answering 503)"
+stop_herald
+SPORT=$(free_port)
+"$HERALD" sink --listen "127.0.0.1:$SPORT" --status 503 --quiet >"$DIR/sink.log" 2>&1 &
+SINK_PID=$!
+psql_q "CREATE TABLE bench_delayed(id bigserial PRIMARY KEY, payload text)" >/dev/null
+{
+  echo "  - name: bench_delayed"
+  echo "    table: public.bench_delayed"
+  echo "    operations: [insert]"
+  echo "    webhook: http://127.0.0.1:$SPORT/hook"
+  echo "    start: now"
+  echo "    retry: {backoff: fixed, interval: 1h, max_interval: 1h}"
+} >>"$DIR/herald.yaml"
+"$HERALD" apply -c "$DIR/herald.yaml" >"$DIR/apply2.log" 2>&1 || { cat "$DIR/apply2.log" >&2; die "herald apply failed"; }
+start_herald
+sleep 2
+RSS_IDLE0_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$HERALD_PID/status")
+psql_q "INSERT INTO bench_delayed(payload) SELECT 'x' FROM generate_series(1, 10000)" >/dev/null
+NDELAYED=0
+for _ in $(seq 1 600); do
+  NDELAYED=$(psql_q "SELECT count(*) FROM herald.delayed WHERE trigger = 'bench_delayed'")
+  [ "$NDELAYED" -ge 10000 ] && break
+  sleep 0.1
+done
+sleep 1
+RSS_DELAYED_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$HERALD_PID/status")
+HWM_DELAYED_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$HERALD_PID/status")
+stop_herald
+kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true
+
+# --- 7. capture overhead, herald stopped -------------------------------------------------------
+# The same table with its capture triggers disabled (ALTER TABLE ... DISABLE TRIGGER USER: no
+# herald code runs on its writes) and enabled again, alternating: CAP_ROUNDS rounds of CAP_S
+# seconds of pgbench single-row inserts from 16 clients (synchronous_commit on), each followed by
+# a bulk INSERT ... SELECT of N rows. Ratios of the sums over the rounds.
+CAP_ROUNDS=${CAP_ROUNDS:-3}
+CAP_S=${CAP_S:-5}
+log "phase 7: capture overhead, $CAP_ROUNDS alternating rounds of $CAP_S s, 16 clients"
+TX_ON=0 TX_OFF=0 BULK_ON=0 BULK_OFF=0
+for r in $(seq 1 "$CAP_ROUNDS"); do
+  for mode in off on; do
+    if [ "$mode" = off ]; then psql_q "ALTER TABLE bench_events DISABLE TRIGGER USER" >/dev/null
+    else psql_q "ALTER TABLE bench_events ENABLE TRIGGER USER" >/dev/null; fi
+    pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -f "$DIR/insert.sql" -c 16 -j 2 -T "$CAP_S" \
+      bench >"$DIR/pgbench7.log" 2>&1 || { cat "$DIR/pgbench7.log" >&2; die "pgbench failed"; }
+    t=$(pgbench_tps "$DIR/pgbench7.log")
+    if [ "$mode" = off ]; then TX_OFF=$((TX_OFF + t)); else TX_ON=$((TX_ON + t)); fi
+    t0=$(now_us)
+    psql_q "INSERT INTO bench_events(payload) SELECT 'x' FROM generate_series(1, $N)" >/dev/null
+    t1=$(now_us)
+    if [ "$mode" = off ]; then BULK_OFF=$((BULK_OFF + t1 - t0)); else BULK_ON=$((BULK_ON + t1 - t0)); fi
+    log "phase 7: round $r, capture $mode: $t tx/s; bulk insert $(calc "($t1 - $t0) / 1e3" %.0f) ms"
+  done
+done
+psql_q "ALTER TABLE bench_events ENABLE TRIGGER USER" >/dev/null
+CAP_TPS_RATIO=$(calc "$TX_ON / $TX_OFF" %.2f)
+CAP_BULK_RATIO=$(calc "$BULK_OFF / $BULK_ON" %.2f)
+
+{
+  echo "| bulk commit: $N rows in one INSERT … SELECT while herald runs, commit → last receipt | **$EPS2B events/s**$NOTE2B ($S2B s) |"
+  echo "| CPU seconds per 100,000 events in that phase: herald / its PostgreSQL backend | $HCPU2B_S / $DCPU2B_S s |"
+  echo "| latency at 80 % of the live maximum ($RATE80 events/s from $CLIENTS clients for $LAT_S s), commit → receipt, p50 / p99 / max: whole run; after its first second | **$C3B_ALL ms**$NOTE3B; $C3B_STEADY ms ($DIST3B rows, pgbench $TPS3B tx/s) |"
+  echo "| herald RSS: a fresh process, idle; with $NDELAYED events in the delayed queue (its peak) | $(calc "$RSS_IDLE0_KB / 1024" %.1f) MiB; $(calc "$RSS_DELAYED_KB / 1024" %.1f) MiB ($(calc "$HWM_DELAYED_KB / 1024" %.1f) MiB) |"
+  echo "| capture overhead, pgbench single-row inserts, 16 clients: TPS with capture ÷ without ($CAP_ROUNDS alternating rounds of $CAP_S s; mean tx/s) | **$CAP_TPS_RATIO** ($((TX_ON / CAP_ROUNDS)) / $((TX_OFF / CAP_ROUNDS)) tx/s) |"
+  echo "| capture overhead, bulk INSERT … SELECT of $N rows: time without ÷ time with capture (mean ms) | **$CAP_BULK_RATIO** ($((BULK_ON / CAP_ROUNDS / 1000)) / $((BULK_OFF / CAP_ROUNDS / 1000)) ms) |"
+} >>"$DIR/table.md"
+
 # --- 5. the SQLite rows, with PostgreSQL and its herald stopped --------------------------------
 if [ "${SQLITE:-1}" != 0 ]; then
-  stop_herald
   as_pg "$PG_BIN/pg_ctl" stop -D "$DIR/pg" -m fast -w -t 30 >/dev/null && PG_STARTED=0
   N=$N CLIENTS=$CLIENTS RATE=$RATE LAT_S=$LAT_S IDLE_S=$IDLE_S HERALD=$HERALD RECEIVER=$DIR/receiver \
     bash "$ROOT/bench/sqlite.sh" >>"$DIR/table.md" || FAILED=1
