@@ -9,11 +9,17 @@
  * Exactly one uv_poll_t watches the socket; it is closed and replaced whenever libpq's socket
  * changes (connect, reset), because libuv asserts when one fd has two poll handles. Queries wait
  * in a FIFO and are sent one at a time with PQsendQueryParams; the callback gets the last result.
+ * A query with a statement key (hr_pgconn_query_stmt) is sent with PQsendQueryPrepared instead;
+ * if its key is not yet prepared on this connection, a PQsendPrepare goes first, as its own
+ * round trip (c->preparing), and the query is sent once it succeeded. The set of prepared keys
+ * belongs to one PGconn and is emptied whenever the connection is dropped.
  * On failure every pending query fails with HR_EDB (callbacks through the loop), and reconnection
  * starts after 100 ms, doubling up to 5 s.
  *
  * Invariants: (1) c->poll is NULL or watches PQsocket(c->conn); (2) only the head of the queue is
- * ever sent; (3) every query's callback runs exactly once. */
+ * ever sent; (3) every query's callback runs exactly once; (4) c->prepared lists only keys
+ * prepared on the current c->conn; (5) c->preparing implies state BUSY and that the head query's
+ * key is being prepared. */
 #include "store/pg_int.h"
 
 #include <stdlib.h>
@@ -26,6 +32,7 @@ enum { DOWN, CONNECTING, READY, BUSY, CLOSING };
 typedef struct query {
     struct query *next;
     char *sql;
+    const char *key; /* prepared statement name (a literal), or NULL */
     int nparams;
     char **params;
     hr_pgconn_cb cb;
@@ -50,6 +57,9 @@ struct hr_pgconn {
     query_t *head, *tail;  /* pending queries; head is in progress when state == BUSY */
     query_t *failed_head, *failed_tail; /* failed queries awaiting their callbacks */
     PGresult *last;        /* last result of the query in progress */
+    int preparing;         /* the BUSY round trip is the head query's PQsendPrepare */
+    const char *prepared[HR_PGCONN_MAX_STMTS]; /* keys prepared on this conn */
+    int nprepared;
     int handles_open;
     void (*done)(void *);
     void *done_ud;
@@ -170,6 +180,8 @@ static void connection_lost(hr_pgconn_t *c, const char *why)
     if (c->conn) PQfinish(c->conn);
     c->conn = NULL;
     c->state = DOWN;
+    c->preparing = 0;
+    c->nprepared = 0; /* a new connection has none of them */
     fail_all(c, HR_EDB, msg);
     uv_timer_start(&c->retry_timer, on_retry_timer, c->backoff_ms, 0);
     c->backoff_ms = c->backoff_ms * 2 > 5000 ? 5000 : c->backoff_ms * 2;
@@ -206,7 +218,11 @@ static void start_connect(hr_pgconn_t *c)
     /* herald's own commits need not wait for the WAL flush: if the server crashes, a lost
      * settle only rolls the cursor back together with its attempts, and events are delivered
      * again (at least once still holds). */
-    const char *vals[] = {c->url, "herald", "-c synchronous_commit=off", NULL};
+    /* plan_cache_mode: the prepared reads (hr_pgconn_query_stmt) keep being planned with their
+     * actual parameters (the scan's start key, the page size); a generic plan could pick another
+     * index path. Preparing still spares the parse and analysis of every call. */
+    const char *vals[] = {c->url, "herald",
+                          "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan", NULL};
     c->conn = PQconnectStartParams(keys, vals, 1);
     if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
         connection_lost(c, c->conn ? PQerrorMessage(c->conn) : "out of memory");
@@ -216,13 +232,31 @@ static void start_connect(hr_pgconn_t *c)
     continue_connect(c);
 }
 
-/* Sends the head query when idle and connected. */
+static int is_prepared(const hr_pgconn_t *c, const char *key)
+{
+    for (int i = 0; i < c->nprepared; i++)
+        if (strcmp(c->prepared[i], key) == 0) return 1;
+    return 0;
+}
+
+/* Sends the head query when idle and connected: its prepare first when it has a key that this
+ * connection has not prepared yet (on_readable sends the query itself when that succeeded). */
 static void drive_query(hr_pgconn_t *c)
 {
     if (c->state != READY || !c->head) return;
     query_t *q = c->head;
-    if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
-                           NULL, NULL, 0)) {
+    int ok;
+    if (q->key && !is_prepared(c, q->key) && c->nprepared < HR_PGCONN_MAX_STMTS) {
+        ok = PQsendPrepare(c->conn, q->key, q->sql, q->nparams, NULL);
+        c->preparing = ok;
+    } else if (q->key && is_prepared(c, q->key)) {
+        ok = PQsendQueryPrepared(c->conn, q->key, q->nparams, (const char *const *)q->params,
+                                 NULL, NULL, 0);
+    } else {
+        ok = PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                               NULL, NULL, 0);
+    }
+    if (!ok) {
         connection_lost(c, PQerrorMessage(c->conn));
         return;
     }
@@ -249,6 +283,9 @@ static void finish_query(hr_pgconn_t *c)
     } else {
         char msg[1024];
         const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn);
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /* The server lost our prepared statements (DISCARD ALL, a pooler): prepare again. */
+        if (q->key && state && strcmp(state, "26000") == 0) c->nprepared = 0;
         snprintf(msg, sizeof msg, "%s", m && *m ? m : "query failed");
         size_t n = strlen(msg);
         while (n && msg[n - 1] == '\n') msg[--n] = '\0';
@@ -269,6 +306,22 @@ static void on_readable(hr_pgconn_t *c)
     while ((n = PQnotifies(c->conn)) != NULL) PQfreemem(n);
     while (c->state == BUSY && !PQisBusy(c->conn)) {
         PGresult *r = PQgetResult(c->conn);
+        if (!r && c->preparing) {
+            /* The head query's prepare is done: on success send the query itself; on failure
+             * the query fails with the prepare's error (finish_query), and is prepared again
+             * the next time it is sent. */
+            c->preparing = 0;
+            const char *state = c->last ? PQresultErrorField(c->last, PG_DIAG_SQLSTATE) : NULL;
+            if (c->last && (PQresultStatus(c->last) == PGRES_COMMAND_OK ||
+                            (state && strcmp(state, "42P05") == 0))) { /* already prepared */
+                PQclear(c->last);
+                c->last = NULL;
+                c->prepared[c->nprepared++] = c->head->key;
+                c->state = READY;
+                drive_query(c);
+                continue;
+            }
+        }
         if (!r) {
             finish_query(c);
             if (c->state == READY) drive_query(c);
@@ -320,12 +373,13 @@ int hr_pgconn_init(uv_loop_t *loop, const char *url, hr_pgconn_t **out, hr_err_t
     return 0;
 }
 
-int hr_pgconn_query(hr_pgconn_t *c, const char *sql, int nparams, const char *const *params,
-                    hr_pgconn_cb cb, void *ud)
+static int enqueue(hr_pgconn_t *c, const char *key, const char *sql, int nparams,
+                   const char *const *params, hr_pgconn_cb cb, void *ud)
 {
     if (c->state == CLOSING) return HR_ECANCELED;
     query_t *q = hr_xcalloc(1, sizeof *q);
     q->sql = hr_xstrdup(sql);
+    q->key = key;
     q->nparams = nparams;
     q->params = hr_xcalloc((size_t)nparams + 1, sizeof *q->params);
     for (int i = 0; i < nparams; i++) q->params[i] = hr_xstrdup(params[i]);
@@ -342,6 +396,18 @@ int hr_pgconn_query(hr_pgconn_t *c, const char *sql, int nparams, const char *co
     c->tail = q;
     drive_query(c);
     return 0;
+}
+
+int hr_pgconn_query(hr_pgconn_t *c, const char *sql, int nparams, const char *const *params,
+                    hr_pgconn_cb cb, void *ud)
+{
+    return enqueue(c, NULL, sql, nparams, params, cb, ud);
+}
+
+int hr_pgconn_query_stmt(hr_pgconn_t *c, const char *key, const char *sql, int nparams,
+                         const char *const *params, hr_pgconn_cb cb, void *ud)
+{
+    return enqueue(c, key, sql, nparams, params, cb, ud);
 }
 
 int hr_pgconn_ready(const hr_pgconn_t *c)
@@ -368,6 +434,8 @@ void hr_pgconn_close(hr_pgconn_t *c, void (*done)(void *ud), void *ud)
     fail_all(c, HR_ECANCELED, "shutting down");
     on_fail_idle(&c->fail_idle);
     c->state = CLOSING;
+    c->preparing = 0;
+    c->nprepared = 0;
     c->done = done;
     c->done_ud = ud;
     poll_stop(c);

@@ -26,6 +26,15 @@ int hr_pgconn_init(uv_loop_t *loop, const char *url, hr_pgconn_t **out, hr_err_t
  * other status gives HR_EDB with the server's message. */
 int hr_pgconn_query(hr_pgconn_t *c, const char *sql, int nparams, const char *const *params,
                     hr_pgconn_cb cb, void *ud);
+/* The same as a prepared statement named key (a string literal, unique per sql text, that
+ * outlives the connection): prepared once per connection (PQsendPrepare) the first time it is
+ * sent, again after a reconnect, then executed with PQsendQueryPrepared, which spares the server
+ * parsing and planning the text on every call. A prepare that fails fails this query with the
+ * server's message (as the unprepared query would) and is tried again next time. For the hot
+ * path (reads, settles); more than HR_PGCONN_MAX_STMTS keys fall back to hr_pgconn_query. */
+#define HR_PGCONN_MAX_STMTS 16
+int hr_pgconn_query_stmt(hr_pgconn_t *c, const char *key, const char *sql, int nparams,
+                         const char *const *params, hr_pgconn_cb cb, void *ud);
 int hr_pgconn_ready(const hr_pgconn_t *c);
 uint64_t hr_pgconn_reconnects(const hr_pgconn_t *c);
 void hr_pgconn_close(hr_pgconn_t *c, void (*done)(void *ud), void *ud);

@@ -1025,8 +1025,11 @@ static int send_read(op_ctx_t *c)
     params[5] = p6.data;
     params[6] = p7.data;
     int rc =
-        hr_pgconn_query(c->st->async, c->t->table || c->t->cron ? read_sql_table : read_sql_events,
-                        7, params, on_page, c);
+        c->t->table || c->t->cron
+            ? hr_pgconn_query_stmt(c->st->async, "hr_read_table", read_sql_table, 7, params,
+                                   on_page, c)
+            : hr_pgconn_query_stmt(c->st->async, "hr_read_events", read_sql_events, 7, params,
+                                   on_page, c);
     hr_buf_free(&p6);
     hr_buf_free(&p7);
     return rc;
@@ -1082,7 +1085,7 @@ static int pg_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *c
     int rc;
     if (!cursor) {
         const char *p[] = {t->name};
-        rc = hr_pgconn_query(st->async,
+        rc = hr_pgconn_query_stmt(st->async, "hr_read_cursor",
                              "SELECT lo::text, hi::text, last_xid::text, last_seq::text"
                              " FROM herald.cursors WHERE trigger = $1",
                              1, p, on_cursor_loaded, c);
@@ -1132,8 +1135,8 @@ static int pg_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, 
     const char *p[] = {t->name, lim};
     /* Next due is computed over the rows not returned here, so that the caller can sleep until
      * then; the due rows themselves are in flight after this read. */
-    int rc = hr_pgconn_query(
-        st->async,
+    int rc = hr_pgconn_query_stmt(
+        st->async, "hr_read_due",
         "WITH due AS (SELECT d.seq, d.attempts, d.due_at FROM herald.delayed d"
         "  WHERE d.trigger = $1 AND NOT d.dead AND d.due_at <= now()"
         "  ORDER BY d.due_at LIMIT $2::bigint),"
@@ -1203,7 +1206,7 @@ static int pg_settle(hr_store_t *st, const char *trigger, const char *cursor_aft
         seq = c->advance ? "0" : c->cursor[3];
     }
     const char *p[] = {trigger, lo, hi, xid, seq, j.data, from_retry ? "true" : "false"};
-    int rc = hr_pgconn_query(st->async,
+    int rc = hr_pgconn_query_stmt(st->async, "hr_settle",
                              "SELECT herald.settle($1, $2::pg_snapshot, $3::pg_snapshot, $4::xid8,"
                              " $5::bigint, $6::jsonb, $7::boolean)",
                              7, p, on_settled, c);
