@@ -218,11 +218,11 @@ static void start_connect(hr_pgconn_t *c)
     /* herald's own commits need not wait for the WAL flush: if the server crashes, a lost
      * settle only rolls the cursor back together with its attempts, and events are delivered
      * again (at least once still holds). */
-    /* plan_cache_mode: the prepared reads (hr_pgconn_query_stmt) keep being planned with their
-     * actual parameters (the scan's start key, the page size); a generic plan could pick another
-     * index path. Preparing still spares the parse and analysis of every call. */
-    const char *vals[] = {c->url, "herald",
-                          "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan", NULL};
+    /* The prepared statements run with PostgreSQL's default plan_cache_mode (auto): after five
+     * custom plans it keeps a generic plan only when that costs no more than they did. The
+     * read's index quals take the actual parameters (the scan's start key) at execution in
+     * either case. */
+    const char *vals[] = {c->url, "herald", "-c synchronous_commit=off", NULL};
     c->conn = PQconnectStartParams(keys, vals, 1);
     if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
         connection_lost(c, c->conn ? PQerrorMessage(c->conn) : "out of memory");
