@@ -11,10 +11,18 @@
 #      minus the row's commit time (track_commit_timestamp is on for this), and of receipt time
 #      minus t_us (clock_timestamp() when the row was inserted, as the receiver sees it);
 #   4. herald's peak RSS (VmHWM) and its CPU (and PostgreSQL's) over IDLE_S idle seconds;
+#   2b. N rows committed in one INSERT ... SELECT while herald runs: commit -> last receipt, and
+#      CPU seconds per 100,000 events;
+#   3b. latency as in 3, at 80 % of phase 1's measured rate;
+#   6. RSS of a fresh idle herald, then with 10,000 events in the delayed queue (a second trigger
+#      towards `herald sink --status 503`, retried after an hour);
+#   7. capture overhead, herald stopped: CAP_ROUNDS (3) alternating rounds of CAP_S (5) s of
+#      pgbench single-row inserts from 16 clients plus a bulk INSERT ... SELECT of N rows, with
+#      herald's capture triggers disabled and enabled (ALTER TABLE ... DISABLE TRIGGER USER);
 #   5. the same on SQLite (bench/sqlite.sh, once PostgreSQL is stopped; SQLITE=0 skips it);
 # and prints a markdown table (also written to $OUT when set). See docs/benchmarks.md.
 #
-# Environment: N (100000), CLIENTS (8), RATE (1000), LAT_S (15), IDLE_S (10), OUT,
+# Environment: N (100000), CLIENTS (8), RATE (1000), LAT_S (15), IDLE_S (10), CAP_ROUNDS, CAP_S, OUT,
 # HERALD (path of the binary; default build/herald), PG_BIN (/usr/lib/postgresql/15/bin),
 # DRAIN_TIMEOUT_S (60: seconds without progress before events are declared missing),
 # PG_OPTS (more server options, e.g. "-c log_autovacuum_min_duration=0"),
