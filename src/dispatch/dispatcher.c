@@ -25,6 +25,13 @@
  *      and the page is read (and delivered) again: at least once, never lost.
  *   3. At most def.concurrency requests of a trigger are in flight.
  *   4. While stopping, no page is read; pages in flight finish within the grace period.
+ *   5. Read-ahead: while a full log page delivers, the next page is read (at most one, from that
+ *      page's cursor_after, which is where the next read would start once it settles). It is
+ *      only delivered after the current page settled, so pages still settle one at a time and
+ *      in order, and invariant 1 holds. If the settle fails (the cursor is reloaded), the
+ *      trigger stops, is removed or its definition changes, the page read ahead is dropped
+ *      unread: it is read again later from the stored cursor. While a read-ahead is in flight
+ *      no other log read of the trigger starts.
  *
  * Waking up: one timer polls idle triggers, every poll_min while events keep coming and backing
  * off to poll_max when idle. A page that was full is followed by the next read at once. A store
@@ -107,6 +114,10 @@ struct trig {
     char *cursor;  /* NULL: load the stored cursor on the next read */
     int log_phase; /* IDLE, READING, DELIVERING, SETTLING */
     batch_t *log;
+    int ahead_reading;  /* a read-ahead (invariant 5) has not called back yet */
+    int ahead_stale;    /* ... and its page is to be dropped when it does */
+    int ahead_wanted;   /* ... and the log pipeline waits for it (log_phase READING) */
+    hr_page_t *ahead;   /* the page read ahead, waiting for the current one to settle */
     int retry_phase;
     batch_t *retry;
     uint64_t retry_due_us; /* monotonic time of the next due check */
@@ -145,6 +156,9 @@ struct hr_dispatcher {
 
 static void pump(trig_t *tr);
 static void start_reads(hr_dispatcher_t *d);
+static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg);
+static void on_ahead_page(void *ud, int rc, hr_page_t *page, const char *msg);
+static void drop_ahead(trig_t *tr);
 static void maybe_finish(hr_dispatcher_t *d);
 static void on_fired(void *ud);
 
@@ -289,9 +303,24 @@ static void on_settled(void *ud, int rc, const char *msg)
         }
     }
     int more = !rc && !b->from_retry && !b->page->exhausted;
+    int from_retry = b->from_retry;
     batch_free(b);
+    if (!from_retry && (!more || tr->pending_def || tr->removed || d->stopping)) drop_ahead(tr);
     if (d->stopping) {
         maybe_finish(d);
+        return;
+    }
+    if (more && tr->ahead && !tr->pending_def && !tr->removed) {
+        /* The next page was read while this one delivered: deliver it now (invariant 5). */
+        hr_page_t *page = tr->ahead;
+        tr->ahead = NULL;
+        tr->log_phase = READING;
+        on_log_page(tr, 0, page, NULL);
+        return;
+    }
+    if (more && tr->ahead_reading && !tr->ahead_stale && !tr->pending_def && !tr->removed) {
+        tr->log_phase = READING; /* on_ahead_page hands the page to on_log_page */
+        tr->ahead_wanted = 1;
         return;
     }
     if (more) {
@@ -603,7 +632,51 @@ static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg)
     tr->stats.events_read += page->nevents;
     tr->log_phase = DELIVERING;
     tr->log = batch_new(tr, page, 0);
+    /* A full page: read the next one while this one delivers (invariant 5). Before delivering,
+     * so that the read is queued ahead of this page's settle. */
+    if (!page->exhausted && !tr->ahead_reading && !tr->ahead && !tr->pending_def) {
+        tr->ahead_reading = 1;
+        tr->ahead_stale = 0;
+        tr->ahead_wanted = 0;
+        if (d->ops->read_page(d->store, &tr->def, page->cursor_after, d->opts.page_size,
+                              on_ahead_page, tr) != 0)
+            tr->ahead_reading = 0;
+    }
     deliver_page(tr, tr->log);
+}
+
+/* The page read ahead (invariant 5) arrived: delivered at once if the log pipeline waits for it,
+ * kept until the current page settles otherwise, dropped if it went stale meanwhile. */
+static void on_ahead_page(void *ud, int rc, hr_page_t *page, const char *msg)
+{
+    trig_t *tr = ud;
+    hr_dispatcher_t *d = tr->d;
+    int wanted = tr->ahead_wanted;
+    int stale = tr->ahead_stale;
+    tr->ahead_reading = 0;
+    tr->ahead_wanted = 0;
+    tr->ahead_stale = 0;
+    if (wanted) {
+        on_log_page(tr, rc, page, msg); /* log_phase is READING: as any read */
+        return;
+    }
+    if (rc || stale || d->stopping || tr->removed || tr->pending_def) {
+        hr_page_free(page);
+        maybe_finish(d);
+        return;
+    }
+    tr->ahead = page;
+}
+
+/* Forgets the read-ahead: the page is freed, or dropped when its read calls back. */
+static void drop_ahead(trig_t *tr)
+{
+    hr_page_free(tr->ahead);
+    tr->ahead = NULL;
+    if (tr->ahead_reading) {
+        tr->ahead_stale = 1;
+        tr->ahead_wanted = 0;
+    }
 }
 
 static void on_retry_page(void *ud, int rc, hr_page_t *page, const char *msg)
@@ -639,8 +712,10 @@ static void on_retry_page(void *ud, int rc, hr_page_t *page, const char *msg)
 
 static void apply_pending_def(trig_t *tr)
 {
-    if (!tr->pending_def || tr->log_phase != IDLE || tr->retry_phase != IDLE || tr->inflight)
+    if (!tr->pending_def || tr->log_phase != IDLE || tr->retry_phase != IDLE || tr->inflight ||
+        tr->ahead_reading)
         return;
+    drop_ahead(tr);
     hr_trigger_def_clear(&tr->def);
     tr->def = *tr->pending_def;
     free(tr->pending_def);
@@ -654,7 +729,8 @@ static void start_reads(hr_dispatcher_t *d)
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         if (tr->removed) continue;
         apply_pending_def(tr);
-        if (tr->log_phase == IDLE && !tr->one_off) {
+        if (tr->log_phase == IDLE && !tr->one_off && !tr->ahead_reading) {
+            drop_ahead(tr); /* an idle pipeline has no current page to follow */
             tr->log_phase = READING;
             int rc = d->ops->read_page(d->store, &tr->def, tr->cursor, d->opts.page_size,
                                        on_log_page, tr);
@@ -710,6 +786,7 @@ static void trig_free(trig_t *tr)
 {
     batch_free(tr->log);
     batch_free(tr->retry);
+    hr_page_free(tr->ahead);
     hr_trigger_def_clear(&tr->def);
     if (tr->pending_def) {
         hr_trigger_def_clear(tr->pending_def);
@@ -724,7 +801,8 @@ static void reap_removed(hr_dispatcher_t *d)
 {
     for (trig_t **pp = &d->trigs; *pp;) {
         trig_t *tr = *pp;
-        if (tr->removed && tr->log_phase == IDLE && tr->retry_phase == IDLE && !tr->inflight) {
+        if (tr->removed && tr->log_phase == IDLE && tr->retry_phase == IDLE && !tr->inflight &&
+            !tr->ahead_reading) {
             *pp = tr->next;
             hr_log(HR_LOG_INFO, "trigger=%s msg=\"stopped (definition removed)\"", tr->def.name);
             trig_free(tr);
@@ -921,7 +999,7 @@ static int db_busy(const hr_dispatcher_t *d)
     if (d->defs_checking) return 1;
     for (const trig_t *tr = d->trigs; tr; tr = tr->next)
         if (tr->log_phase == READING || tr->log_phase == SETTLING || tr->retry_phase == READING ||
-            tr->retry_phase == SETTLING)
+            tr->retry_phase == SETTLING || tr->ahead_reading)
             return 1;
     return 0;
 }
