@@ -172,6 +172,10 @@ static void connection_lost(hr_pgconn_t *c, const char *why)
     snprintf(msg, sizeof msg, "%s", why && *why ? why : "connection lost");
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    /* libpq's messages span lines ("…failed: Connection refused\n\tIs the server running…");
+     * a log record is one line. */
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\t' || *p == '"') *p = *p == '"' ? '\'' : ' ';
     hr_log(HR_LOG_WARN, "msg=\"database connection failed\" error=\"%s\" retry_in_ms=%llu", msg,
            (unsigned long long)c->backoff_ms);
     poll_stop(c);
@@ -464,6 +468,8 @@ PGconn *hr_pg_connect_blocking(const char *url, hr_err_t *err)
         snprintf(msg, sizeof msg, "%s", conn ? PQerrorMessage(conn) : "out of memory");
         size_t n = strlen(msg);
         while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+        for (char *p = msg; *p; p++) /* one line, for logs */
+            if (*p == '\n' || *p == '\t') *p = ' ';
         hr_err_set(err, HR_EDB, "cannot connect to the database: %s", msg);
         if (conn) PQfinish(conn);
         return NULL;

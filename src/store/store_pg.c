@@ -32,6 +32,7 @@
 
 #include "capture/capture.h"
 #include "core/log.h"
+#include "core/text.h"
 
 struct hr_store {
     char *url;
@@ -102,41 +103,13 @@ static int admin_conn(hr_store_t *st, hr_err_t *err)
     return hr_pg_admin(st, err) ? 0 : HR_EDB;
 }
 
-/* Appends s as a JSON string, replacing invalid UTF-8 with U+FFFD: jsonb rejects invalid UTF-8,
- * and one bad response body must never make a settle fail forever. */
+/* Appends s as a JSON string, invalid UTF-8 replaced: jsonb rejects invalid UTF-8, and one bad
+ * response body must never make a settle fail forever. */
 static void put_json_text(hr_buf_t *b, const char *s)
 {
-    hr_buf_t clean = HR_BUF_INIT;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int len = *p < 0x80         ? 1
-                  : (*p >> 5) == 6  ? 2
-                  : (*p >> 4) == 14 ? 3
-                  : (*p >> 3) == 30 ? 4
-                                    : 0;
-        int ok = len > 0;
-        for (int i = 1; ok && i < len; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (ok && len == 2 && *p < 0xC2) ok = 0; /* overlong */
-        if (ok && len == 3) {
-            unsigned cp = ((p[0] & 0xFu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) ok = 0;
-        }
-        if (ok && len == 4) {
-            unsigned cp = ((p[0] & 0x7u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                          (p[3] & 0x3Fu);
-            if (cp < 0x10000 || cp > 0x10FFFF) ok = 0;
-        }
-        if (ok) {
-            hr_buf_append(&clean, p, (size_t)len);
-            p += len;
-        } else {
-            hr_buf_puts(&clean, "\xEF\xBF\xBD");
-            p++;
-        }
-    }
-    hr_buf_put_json_string(b, clean.data ? clean.data : "");
-    hr_buf_free(&clean);
+    char *clean = hr_utf8_clean(s);
+    hr_buf_put_json_string(b, clean);
+    free(clean);
 }
 
 /* ------------------------------------------------------------------------------------------ */
