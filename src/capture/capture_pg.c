@@ -39,10 +39,14 @@ void hr_pg_quote_literal(const char *text, hr_buf_t *out)
 const char *hr_capture_trigger_name(unsigned op)
 {
     switch (op) {
-    case HR_OP_INSERT: return "herald_capture_insert";
-    case HR_OP_UPDATE: return "herald_capture_update";
-    case HR_OP_DELETE: return "herald_capture_delete";
-    default: return NULL;
+    case HR_OP_INSERT:
+        return "herald_capture_insert";
+    case HR_OP_UPDATE:
+        return "herald_capture_update";
+    case HR_OP_DELETE:
+        return "herald_capture_delete";
+    default:
+        return NULL;
     }
 }
 
@@ -58,7 +62,9 @@ void hr_capture_pg_create(const char *schema, const char *table, unsigned op, hr
     hr_buf_t src = HR_BUF_INIT;
     hr_capture_source(schema, table, &src);
     hr_buf_printf(out, "CREATE TRIGGER %s AFTER %s ON ", hr_capture_trigger_name(op),
-                  op == HR_OP_INSERT ? "INSERT" : op == HR_OP_UPDATE ? "UPDATE" : "DELETE");
+                  op == HR_OP_INSERT   ? "INSERT"
+                  : op == HR_OP_UPDATE ? "UPDATE"
+                                       : "DELETE");
     table_ref(schema, table, out);
     if (op == HR_OP_INSERT)
         hr_buf_puts(out, " REFERENCING NEW TABLE AS herald_new FOR EACH STATEMENT"

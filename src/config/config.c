@@ -51,12 +51,13 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                        .flags = HR_KF_SECRET,
                        .env = "HERALD_DATABASE_URL",
                        .type_doc = "URL",
-                       .doc = "Database holding the event log and the delivery state: "
-                              "`postgres://user@host:port/db` (or `postgresql://...`), or "
-                              "`sqlite:PATH`, a file relative to this file's directory. Absent: "
-                              "`sqlite:herald.db` beside this file (herald says so when it starts); "
-                              "a relative path in the variable is relative to the working "
-                              "directory."},
+                       .doc =
+                           "Database holding the event log and the delivery state: "
+                           "`postgres://user@host:port/db` (or `postgresql://...`), or "
+                           "`sqlite:PATH`, a file relative to this file's directory. Absent: "
+                           "`sqlite:herald.db` beside this file (herald says so when it starts); "
+                           "a relative path in the variable is relative to the working "
+                           "directory."},
     [HR_K_LISTEN] = {.section = HR_SEC_TOP,
                      .name = "listen",
                      .type = HR_KT_STRING,

@@ -18,11 +18,11 @@
 typedef enum { HR_BACKOFF_EXPONENTIAL = 0, HR_BACKOFF_FIXED } hr_backoff_kind_t;
 
 typedef struct hr_retry {
-    int max_retries;          /* retries after the first attempt; default 5 */
-    uint64_t interval_ms;     /* first retry delay (ceiling of the jittered delay); default 2s */
+    int max_retries;           /* retries after the first attempt; default 5 */
+    uint64_t interval_ms;      /* first retry delay (ceiling of the jittered delay); default 2s */
     hr_backoff_kind_t backoff; /* default exponential */
-    uint64_t max_interval_ms; /* ceiling for any delay, Retry-After included; default 10m */
-    uint64_t timeout_ms;      /* per-attempt HTTP timeout; default 30s */
+    uint64_t max_interval_ms;  /* ceiling for any delay, Retry-After included; default 10m */
+    uint64_t timeout_ms;       /* per-attempt HTTP timeout; default 30s */
 } hr_retry_t;
 
 typedef struct hr_header {
@@ -34,21 +34,21 @@ typedef struct hr_header {
 enum { HR_OP_INSERT = 1, HR_OP_UPDATE = 2, HR_OP_DELETE = 4, HR_OP_MANUAL = 8 };
 
 typedef struct hr_trigger_def {
-    char *name;      /* [A-Za-z0-9_]{1,64} */
-    char *schema;    /* table triggers: schema (default "public"); NULL for event triggers */
-    char *table;     /* table triggers: table name; NULL for event triggers */
-    unsigned ops;    /* HR_OP_* bits; table triggers only */
-    char **columns;  /* UPDATE fires only if one of these changed; NULL = any column */
+    char *name;     /* [A-Za-z0-9_]{1,64} */
+    char *schema;   /* table triggers: schema (default "public"); NULL for event triggers */
+    char *table;    /* table triggers: table name; NULL for event triggers */
+    unsigned ops;   /* HR_OP_* bits; table triggers only */
+    char **columns; /* UPDATE fires only if one of these changed; NULL = any column */
     size_t ncolumns;
-    char **payload;  /* columns kept in old/new; NULL = all */
+    char **payload; /* columns kept in old/new; NULL = all */
     size_t npayload;
-    char **events;   /* custom event types ("order.placed", "invoice.*"); NULL for table triggers */
+    char **events; /* custom event types ("order.placed", "invoice.*"); NULL for table triggers */
     size_t nevents;
-    char *webhook;   /* URL, may hold {{VAR}} */
+    char *webhook; /* URL, may hold {{VAR}} */
     hr_header_t *headers;
     size_t nheaders;
     hr_retry_t retry;
-    char *secret;    /* whsec_… key or {{VAR}}; NULL = unsigned */
+    char *secret;        /* whsec_… key or {{VAR}}; NULL = unsigned */
     int start_beginning; /* 1: a new cursor starts at the beginning of the log; 0: now */
     int concurrency;     /* max requests in flight; default 64 */
     /* Schedules (cron triggers: `schedules:` in herald.yaml) have cron set, and neither table
@@ -60,12 +60,12 @@ typedef struct hr_trigger_def {
 } hr_trigger_def_t;
 
 typedef struct hr_config {
-    char *path;       /* the file read, for messages */
-    char *database;   /* connection URL (postgres://… or sqlite:PATH) as written; NULL if unset */
+    char *path;     /* the file read, for messages */
+    char *database; /* connection URL (postgres://… or sqlite:PATH) as written; NULL if unset */
     int database_from_env; /* database came from HERALD_DATABASE_URL */
     char *listen;          /* host:port (port 0: any free port) or "off"; default 127.0.0.1:8080 */
     char *admin_secret;    /* key admin_secret or HERALD_ADMIN_SECRET; NULL = none */
-    hr_log_level_t log_level; /* default info */
+    hr_log_level_t log_level;   /* default info */
     uint64_t shutdown_grace_ms; /* key shutdown_grace; default 10s */
     hr_trigger_def_t *triggers; /* triggers, then the schedules (cron set) */
     size_t ntriggers;

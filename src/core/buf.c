@@ -32,7 +32,8 @@ static int reserve(hr_buf_t *b, size_t extra)
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     b->data = hr_xrealloc(b->data, cap);
     b->cap = cap;
     return 0;
@@ -82,11 +83,21 @@ int hr_buf_put_json_string(hr_buf_t *b, const char *s)
     int rc = hr_buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; !rc && *p; p++) {
         switch (*p) {
-        case '"': rc = hr_buf_append(b, "\\\"", 2); break;
-        case '\\': rc = hr_buf_append(b, "\\\\", 2); break;
-        case '\n': rc = hr_buf_append(b, "\\n", 2); break;
-        case '\r': rc = hr_buf_append(b, "\\r", 2); break;
-        case '\t': rc = hr_buf_append(b, "\\t", 2); break;
+        case '"':
+            rc = hr_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            rc = hr_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            rc = hr_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            rc = hr_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            rc = hr_buf_append(b, "\\t", 2);
+            break;
         default:
             if (*p < 0x20) {
                 char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};

@@ -13,7 +13,10 @@ typedef struct hr_buf {
     size_t limit; /* 0 = unlimited; otherwise appends past limit fail with HR_E2BIG */
 } hr_buf_t;
 
-#define HR_BUF_INIT {NULL, 0, 0, 0}
+#define HR_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 void hr_buf_init(hr_buf_t *b, size_t limit);
 void hr_buf_free(hr_buf_t *b);  /* releases data; the buffer may be reused after init */

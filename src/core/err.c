@@ -46,18 +46,30 @@ int hr_err_append(hr_err_t *err, int code, const char *fmt, ...)
 const char *hr_strerror(int code)
 {
     switch (code) {
-    case HR_OK: return "OK";
-    case HR_EINVAL: return "EINVAL";
-    case HR_EIO: return "EIO";
-    case HR_EDB: return "EDB";
-    case HR_ECONFIG: return "ECONFIG";
-    case HR_ENOTFOUND: return "ENOTFOUND";
-    case HR_EEXIST: return "EEXIST";
-    case HR_ETIMEOUT: return "ETIMEOUT";
-    case HR_ESCHEMA: return "ESCHEMA";
-    case HR_ECANCELED: return "ECANCELED";
-    case HR_E2BIG: return "E2BIG";
-    default: return "EUNKNOWN";
+    case HR_OK:
+        return "OK";
+    case HR_EINVAL:
+        return "EINVAL";
+    case HR_EIO:
+        return "EIO";
+    case HR_EDB:
+        return "EDB";
+    case HR_ECONFIG:
+        return "ECONFIG";
+    case HR_ENOTFOUND:
+        return "ENOTFOUND";
+    case HR_EEXIST:
+        return "EEXIST";
+    case HR_ETIMEOUT:
+        return "ETIMEOUT";
+    case HR_ESCHEMA:
+        return "ESCHEMA";
+    case HR_ECANCELED:
+        return "ECANCELED";
+    case HR_E2BIG:
+        return "E2BIG";
+    default:
+        return "EUNKNOWN";
     }
 }
 

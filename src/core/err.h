@@ -40,7 +40,7 @@ const char *hr_strerror(int code);
 void *hr_xmalloc(size_t n);
 void *hr_xcalloc(size_t count, size_t n);
 void *hr_xrealloc(void *p, size_t n);
-char *hr_xstrdup(const char *s);      /* NULL stays NULL */
+char *hr_xstrdup(const char *s); /* NULL stays NULL */
 char *hr_xstrndup(const char *s, size_t n);
 char *hr_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

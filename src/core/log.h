@@ -6,7 +6,13 @@
 #ifndef HR_LOG_H
 #define HR_LOG_H
 
-typedef enum { HR_LOG_DEBUG = 0, HR_LOG_INFO, HR_LOG_WARN, HR_LOG_ERROR, HR_LOG_OFF } hr_log_level_t;
+typedef enum {
+    HR_LOG_DEBUG = 0,
+    HR_LOG_INFO,
+    HR_LOG_WARN,
+    HR_LOG_ERROR,
+    HR_LOG_OFF
+} hr_log_level_t;
 
 extern hr_log_level_t hr_log_threshold;
 

@@ -114,10 +114,10 @@ struct trig {
     char *cursor;  /* NULL: load the stored cursor on the next read */
     int log_phase; /* IDLE, READING, DELIVERING, SETTLING */
     batch_t *log;
-    int ahead_reading;  /* a read-ahead (invariant 5) has not called back yet */
-    int ahead_stale;    /* ... and its page is to be dropped when it does */
-    int ahead_wanted;   /* ... and the log pipeline waits for it (log_phase READING) */
-    hr_page_t *ahead;   /* the page read ahead, waiting for the current one to settle */
+    int ahead_reading; /* a read-ahead (invariant 5) has not called back yet */
+    int ahead_stale;   /* ... and its page is to be dropped when it does */
+    int ahead_wanted;  /* ... and the log pipeline waits for it (log_phase READING) */
+    hr_page_t *ahead;  /* the page read ahead, waiting for the current one to settle */
     int retry_phase;
     batch_t *retry;
     uint64_t retry_due_us; /* monotonic time of the next due check */

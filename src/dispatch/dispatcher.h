@@ -12,10 +12,10 @@
 typedef struct hr_dispatcher hr_dispatcher_t;
 
 typedef struct hr_dispatch_opts {
-    size_t page_size;         /* events read per page; default 500 */
-    uint64_t poll_min_us;     /* fastest poll while events keep coming; default 1 ms */
-    uint64_t poll_max_us;     /* slowest idle poll; default 100 ms */
-    uint64_t defs_check_ms;   /* how often stored definitions are checked for changes; 1 s */
+    size_t page_size;       /* events read per page; default 500 */
+    uint64_t poll_min_us;   /* fastest poll while events keep coming; default 1 ms */
+    uint64_t poll_max_us;   /* slowest idle poll; default 100 ms */
+    uint64_t defs_check_ms; /* how often stored definitions are checked for changes; 1 s */
 } hr_dispatch_opts_t;
 
 /* A histogram with fixed upper bounds (Prometheus' "le"), filled without allocation. */

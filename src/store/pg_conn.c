@@ -37,7 +37,7 @@ typedef struct query {
     char **params;
     hr_pgconn_cb cb;
     void *ud;
-    int failed;  /* rc to report when failing through the loop */
+    int failed; /* rc to report when failing through the loop */
     char *errmsg;
 } query_t;
 
@@ -50,14 +50,14 @@ struct hr_pgconn {
     int poll_fd;
     int poll_events;
     uv_timer_t retry_timer;
-    uv_idle_t fail_idle;   /* delivers failures outside the caller's stack */
+    uv_idle_t fail_idle; /* delivers failures outside the caller's stack */
     uint64_t backoff_ms;
     uint64_t reconnects;
     int ever_connected;
-    query_t *head, *tail;  /* pending queries; head is in progress when state == BUSY */
+    query_t *head, *tail; /* pending queries; head is in progress when state == BUSY */
     query_t *failed_head, *failed_tail; /* failed queries awaiting their callbacks */
-    PGresult *last;        /* last result of the query in progress */
-    int preparing;         /* the BUSY round trip is the head query's PQsendPrepare */
+    PGresult *last;                     /* last result of the query in progress */
+    int preparing;                      /* the BUSY round trip is the head query's PQsendPrepare */
     const char *prepared[HR_PGCONN_MAX_STMTS]; /* keys prepared on this conn */
     int nprepared;
     int handles_open;
@@ -71,7 +71,8 @@ static void drive_query(hr_pgconn_t *c);
 
 static void query_free(query_t *q)
 {
-    for (int i = 0; i < q->nparams; i++) free(q->params[i]);
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
     free(q->params);
     free(q->sql);
     free(q->errmsg);
@@ -144,8 +145,10 @@ static void fail_query(hr_pgconn_t *c, query_t *q, int rc, const char *msg)
     q->failed = rc;
     free(q->errmsg);
     q->errmsg = hr_xstrdup(msg);
-    if (c->failed_tail) c->failed_tail->next = q;
-    else c->failed_head = q;
+    if (c->failed_tail)
+        c->failed_tail->next = q;
+    else
+        c->failed_head = q;
     c->failed_tail = q;
     uv_idle_start(&c->fail_idle, on_fail_idle);
 }
@@ -171,7 +174,8 @@ static void connection_lost(hr_pgconn_t *c, const char *why)
     char msg[512];
     snprintf(msg, sizeof msg, "%s", why && *why ? why : "connection lost");
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
     /* libpq's messages span lines ("…failed: Connection refused\n\tIs the server running…");
      * a log record is one line. */
     for (char *p = msg; *p; p++)
@@ -194,8 +198,12 @@ static void connection_lost(hr_pgconn_t *c, const char *why)
 static void continue_connect(hr_pgconn_t *c)
 {
     switch (PQconnectPoll(c->conn)) {
-    case PGRES_POLLING_READING: poll_want(c, UV_READABLE); break;
-    case PGRES_POLLING_WRITING: poll_want(c, UV_WRITABLE); break;
+    case PGRES_POLLING_READING:
+        poll_want(c, UV_READABLE);
+        break;
+    case PGRES_POLLING_WRITING:
+        poll_want(c, UV_WRITABLE);
+        break;
     case PGRES_POLLING_OK:
         if (PQsetnonblocking(c->conn, 1) != 0) {
             connection_lost(c, PQerrorMessage(c->conn));
@@ -212,7 +220,9 @@ static void continue_connect(hr_pgconn_t *c)
         poll_want(c, UV_READABLE);
         drive_query(c);
         break;
-    default: connection_lost(c, PQerrorMessage(c->conn)); break;
+    default:
+        connection_lost(c, PQerrorMessage(c->conn));
+        break;
     }
 }
 
@@ -254,8 +264,8 @@ static void drive_query(hr_pgconn_t *c)
         ok = PQsendPrepare(c->conn, q->key, q->sql, q->nparams, NULL);
         c->preparing = ok;
     } else if (q->key && is_prepared(c, q->key)) {
-        ok = PQsendQueryPrepared(c->conn, q->key, q->nparams, (const char *const *)q->params,
-                                 NULL, NULL, 0);
+        ok = PQsendQueryPrepared(c->conn, q->key, q->nparams, (const char *const *)q->params, NULL,
+                                 NULL, 0);
     } else {
         ok = PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
                                NULL, NULL, 0);
@@ -292,7 +302,8 @@ static void finish_query(hr_pgconn_t *c)
         if (q->key && state && strcmp(state, "26000") == 0) c->nprepared = 0;
         snprintf(msg, sizeof msg, "%s", m && *m ? m : "query failed");
         size_t n = strlen(msg);
-        while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+        while (n && msg[n - 1] == '\n')
+            msg[--n] = '\0';
         if (res) PQclear(res);
         q->cb(q->ud, HR_EDB, NULL, msg);
     }
@@ -307,7 +318,8 @@ static void on_readable(hr_pgconn_t *c)
     }
     /* Notifications are not used; drop any. */
     PGnotify *n;
-    while ((n = PQnotifies(c->conn)) != NULL) PQfreemem(n);
+    while ((n = PQnotifies(c->conn)) != NULL)
+        PQfreemem(n);
     while (c->state == BUSY && !PQisBusy(c->conn)) {
         PGresult *r = PQgetResult(c->conn);
         if (!r && c->preparing) {
@@ -386,7 +398,8 @@ static int enqueue(hr_pgconn_t *c, const char *key, const char *sql, int nparams
     q->key = key;
     q->nparams = nparams;
     q->params = hr_xcalloc((size_t)nparams + 1, sizeof *q->params);
-    for (int i = 0; i < nparams; i++) q->params[i] = hr_xstrdup(params[i]);
+    for (int i = 0; i < nparams; i++)
+        q->params[i] = hr_xstrdup(params[i]);
     q->cb = cb;
     q->ud = ud;
     if (c->state == DOWN) {
@@ -395,8 +408,10 @@ static int enqueue(hr_pgconn_t *c, const char *key, const char *sql, int nparams
         fail_query(c, q, HR_EDB, "database not connected");
         return 0;
     }
-    if (c->tail) c->tail->next = q;
-    else c->head = q;
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
     c->tail = q;
     drive_query(c);
     return 0;
@@ -467,7 +482,8 @@ PGconn *hr_pg_connect_blocking(const char *url, hr_err_t *err)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", conn ? PQerrorMessage(conn) : "out of memory");
         size_t n = strlen(msg);
-        while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+        while (n && msg[n - 1] == '\n')
+            msg[--n] = '\0';
         for (char *p = msg; *p; p++) /* one line, for logs */
             if (*p == '\n' || *p == '\t') *p = ' ';
         hr_err_set(err, HR_EDB, "cannot connect to the database: %s", msg);

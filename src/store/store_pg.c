@@ -997,12 +997,11 @@ static int send_read(op_ctx_t *c)
     params[4] = limit;
     params[5] = p6.data;
     params[6] = p7.data;
-    int rc =
-        c->t->table || c->t->cron
-            ? hr_pgconn_query_stmt(c->st->async, "hr_read_table", read_sql_table, 7, params,
-                                   on_page, c)
-            : hr_pgconn_query_stmt(c->st->async, "hr_read_events", read_sql_events, 7, params,
-                                   on_page, c);
+    int rc = c->t->table || c->t->cron
+                 ? hr_pgconn_query_stmt(c->st->async, "hr_read_table", read_sql_table, 7, params,
+                                        on_page, c)
+                 : hr_pgconn_query_stmt(c->st->async, "hr_read_events", read_sql_events, 7, params,
+                                        on_page, c);
     hr_buf_free(&p6);
     hr_buf_free(&p7);
     return rc;
@@ -1059,9 +1058,9 @@ static int pg_read_page(hr_store_t *st, const hr_trigger_def_t *t, const char *c
     if (!cursor) {
         const char *p[] = {t->name};
         rc = hr_pgconn_query_stmt(st->async, "hr_read_cursor",
-                             "SELECT lo::text, hi::text, last_xid::text, last_seq::text"
-                             " FROM herald.cursors WHERE trigger = $1",
-                             1, p, on_cursor_loaded, c);
+                                  "SELECT lo::text, hi::text, last_xid::text, last_seq::text"
+                                  " FROM herald.cursors WHERE trigger = $1",
+                                  1, p, on_cursor_loaded, c);
     } else if ((rc = parse_cursor(cursor, c)) == 0) {
         rc = send_read(c);
     }
@@ -1179,7 +1178,8 @@ static int pg_settle(hr_store_t *st, const char *trigger, const char *cursor_aft
         seq = c->advance ? "0" : c->cursor[3];
     }
     const char *p[] = {trigger, lo, hi, xid, seq, j.data, from_retry ? "true" : "false"};
-    int rc = hr_pgconn_query_stmt(st->async, "hr_settle",
+    int rc =
+        hr_pgconn_query_stmt(st->async, "hr_settle",
                              "SELECT herald.settle($1, $2::pg_snapshot, $3::pg_snapshot, $4::xid8,"
                              " $5::bigint, $6::jsonb, $7::boolean)",
                              7, p, on_settled, c);

@@ -32,8 +32,10 @@ static void check_golden(const char *schema, const char *table, const char *gold
     hr_capture_source(schema, table, &b);
     hr_buf_putc(&b, '\n');
     const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
-    for (int i = 0; i < 3; i++) hr_capture_pg_create(schema, table, ops[i], &b);
-    for (int i = 0; i < 3; i++) hr_capture_pg_drop(schema, table, ops[i], &b);
+    for (int i = 0; i < 3; i++)
+        hr_capture_pg_create(schema, table, ops[i], &b);
+    for (int i = 0; i < 3; i++)
+        hr_capture_pg_drop(schema, table, ops[i], &b);
     const char *want = read_golden(golden);
     if (strcmp(b.data, want) != 0) fprintf(stderr, "got:\n%s\nwant:\n%s\n", b.data, want);
     assert_string_equal(b.data, want);
