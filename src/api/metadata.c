@@ -432,6 +432,36 @@ fail:
     return -1;
 }
 
+static int not_exists_cron(hr_md_err_t *e, const char *path, const char *name);
+
+/* Deletes the event trigger (cron 0) or cron trigger (cron 1) called name: staged inside a bulk,
+ * at once otherwise. The two kinds share one namespace but never see each other. */
+static int delete_named(session_t *s, const char *name, const char *path, int cron, json_t **out,
+                        hr_md_err_t *e)
+{
+    int (*not_exists)(hr_md_err_t *, const char *, const char *) =
+        cron ? not_exists_cron : not_exists_trigger;
+    if (s->staging) {
+        if (ensure_loaded(s, e)) return -1;
+        hr_trigger_def_t *d = find_def(s, name);
+        if (!d || !d->cron != !cron) return not_exists(e, path, name);
+        stage_remove(s, d, path);
+        *out = success();
+        return 0;
+    }
+    int kind;
+    if (stored_kind(s, name, &kind, e)) return -1;
+    if (kind != (cron ? 2 : 1)) return not_exists(e, path, name);
+    hr_err_t err = {0};
+    int rc = s->ctx->ops->delete_trigger(s->ctx->store, name, &err);
+    if (rc == HR_ENOTFOUND) return not_exists(e, path, name);
+    if (rc) return store_fail(e, rc, &err, path);
+    hr_log(HR_LOG_INFO, "trigger=%s msg=\"metadata: %s deleted\"", name,
+           cron ? "cron trigger" : "trigger");
+    *out = success();
+    return 0;
+}
+
 static int op_delete(session_t *s, const json_t *args, const char *path, json_t **out,
                      hr_md_err_t *e)
 {
@@ -440,24 +470,7 @@ static int op_delete(session_t *s, const json_t *args, const char *path, json_t 
     if (args_object(args, path, keys, e) || arg_string(args, "name", path, 1, &name, e) ||
         arg_source(args, path, e))
         return -1;
-    if (s->staging) {
-        if (ensure_loaded(s, e)) return -1;
-        hr_trigger_def_t *d = find_def(s, name);
-        if (!d || d->cron) return not_exists_trigger(e, path, name);
-        stage_remove(s, d, path);
-        *out = success();
-        return 0;
-    }
-    int kind;
-    if (stored_kind(s, name, &kind, e)) return -1;
-    if (kind != 1) return not_exists_trigger(e, path, name);
-    hr_err_t err = {0};
-    int rc = s->ctx->ops->delete_trigger(s->ctx->store, name, &err);
-    if (rc == HR_ENOTFOUND) return not_exists_trigger(e, path, name);
-    if (rc) return store_fail(e, rc, &err, path);
-    hr_log(HR_LOG_INFO, "trigger=%s msg=\"metadata: trigger deleted\"", name);
-    *out = success();
-    return 0;
+    return delete_named(s, name, path, 0, out, e);
 }
 
 static int op_export(session_t *s, const json_t *args, const char *path, json_t **out,
@@ -865,24 +878,7 @@ static int op_cron_delete(session_t *s, const json_t *args, const char *path, js
     static const char *const keys[] = {"name", NULL};
     const char *name;
     if (args_object(args, path, keys, e) || arg_string(args, "name", path, 1, &name, e)) return -1;
-    if (s->staging) {
-        if (ensure_loaded(s, e)) return -1;
-        hr_trigger_def_t *d = find_def(s, name);
-        if (!d || !d->cron) return not_exists_cron(e, path, name);
-        stage_remove(s, d, path);
-        *out = success();
-        return 0;
-    }
-    int kind;
-    if (stored_kind(s, name, &kind, e)) return -1;
-    if (kind != 2) return not_exists_cron(e, path, name);
-    hr_err_t err = {0};
-    int rc = s->ctx->ops->delete_trigger(s->ctx->store, name, &err);
-    if (rc == HR_ENOTFOUND) return not_exists_cron(e, path, name);
-    if (rc) return store_fail(e, rc, &err, path);
-    hr_log(HR_LOG_INFO, "trigger=%s msg=\"metadata: cron trigger deleted\"", name);
-    *out = success();
-    return 0;
+    return delete_named(s, name, path, 1, out, e);
 }
 
 static int op_cron_get(session_t *s, const json_t *args, const char *path, json_t **out,
