@@ -107,6 +107,8 @@ void hr_sq_free_defs(hr_trigger_def_t *defs, size_t n);
  * HR_ECONFIG, or 0. */
 int hr_sq_validate_def(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err);
 /* Adds 1 to the definitions version (inside a transaction). */
+/* Deletes a trigger's definition, cursor and pending retries (its log rows and attempts stay). */
+int hr_sq_remove_trigger_rows(hr_store_t *st, const char *name, hr_err_t *err);
 int hr_sq_bump_defs(hr_store_t *st, hr_err_t *err);
 /* Creates t's cursor if it has none (inside a transaction). */
 int hr_sq_create_cursor(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err);

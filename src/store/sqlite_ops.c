@@ -280,20 +280,7 @@ int hr_sq_delete_trigger(hr_store_t *st, const char *name, hr_err_t *err)
     if ((rc = hr_sq_begin(st, err))) return rc;
     if ((rc = load_def(st, name, &old, err))) goto fail;
     hr_trigger_def_clear(&old);
-    static const char *const dels[] = {
-        "DELETE FROM herald_triggers WHERE name = ?1",
-        "DELETE FROM herald_cursors WHERE trigger = ?1",
-        "DELETE FROM herald_delayed WHERE trigger = ?1",
-    };
-    for (int d = 0; d < 3 && !rc; d++) {
-        sqlite3_stmt *s = hr_sq_stmt(st, dels[d], err);
-        if (!s) {
-            rc = HR_EDB;
-            break;
-        }
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-        rc = hr_sq_step_done(st, s, err, "removing a trigger");
-    }
+    rc = hr_sq_remove_trigger_rows(st, name, err);
     if (rc) goto fail;
     if ((rc = hr_sq_load_defs(st, &defs, &n, err))) goto fail;
     if ((rc = hr_sq_sync_capture(st, defs, n, NULL, NULL, err))) goto fail;

@@ -927,6 +927,16 @@ static void row_event(PGresult *res, int i, int c0, const hr_trigger_def_t *t, h
 #undef COL
 }
 
+/* An empty page with room for one event per row of res (and their attempt counts). */
+static hr_page_t *page_for(PGresult *res, int with_attempts)
+{
+    size_t rows = (size_t)PQntuples(res);
+    hr_page_t *page = hr_xcalloc(1, sizeof *page);
+    page->events = hr_xcalloc(rows + 1, sizeof *page->events);
+    if (with_attempts) page->attempts = hr_xcalloc(rows + 1, sizeof *page->attempts);
+    return page;
+}
+
 static void on_page(void *ud, int rc, PGresult *res, const char *msg)
 {
     op_ctx_t *c = ud;
@@ -935,9 +945,8 @@ static void on_page(void *ud, int rc, PGresult *res, const char *msg)
         op_free(c);
         return;
     }
-    hr_page_t *page = hr_xcalloc(1, sizeof *page);
     int rows = PQntuples(res);
-    page->events = hr_xcalloc((size_t)rows + 1, sizeof *page->events);
+    hr_page_t *page = page_for(res, 0);
     for (int i = 0; i < rows; i++) {
         if (PQgetisnull(res, i, 2)) continue; /* the empty range's single row */
         row_event(res, i, 2, c->t, &page->events[page->nevents++]);
@@ -1076,10 +1085,8 @@ static void on_due(void *ud, int rc, PGresult *res, const char *msg)
         op_free(c);
         return;
     }
-    hr_page_t *page = hr_xcalloc(1, sizeof *page);
     int rows = PQntuples(res);
-    page->events = hr_xcalloc((size_t)rows + 1, sizeof *page->events);
-    page->attempts = hr_xcalloc((size_t)rows + 1, sizeof *page->attempts);
+    hr_page_t *page = page_for(res, 1);
     for (int i = 0; i < rows; i++) {
         if (PQgetisnull(res, i, 1)) continue;
         page->attempts[page->nevents] = atoi(PQgetvalue(res, i, 1));

@@ -661,6 +661,23 @@ int hr_sq_validate_def(hr_store_t *st, const hr_trigger_def_t *t, hr_err_t *err)
     return bad ? HR_ECONFIG : 0;
 }
 
+int hr_sq_remove_trigger_rows(hr_store_t *st, const char *name, hr_err_t *err)
+{
+    static const char *const dels[] = {
+        "DELETE FROM herald_triggers WHERE name = ?1",
+        "DELETE FROM herald_cursors WHERE trigger = ?1",
+        "DELETE FROM herald_delayed WHERE trigger = ?1",
+    };
+    int rc = 0;
+    for (int d = 0; d < 3 && !rc; d++) {
+        sqlite3_stmt *s = hr_sq_stmt(st, dels[d], err);
+        if (!s) return HR_EDB;
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+        rc = hr_sq_step_done(st, s, err, "removing a trigger");
+    }
+    return rc;
+}
+
 int hr_sq_bump_defs(hr_store_t *st, hr_err_t *err)
 {
     return hr_sq_exec(st,
@@ -855,20 +872,7 @@ static int sync_definitions(hr_store_t *st, const hr_config_t *cfg, hr_store_rep
         for (size_t i = 0; i < cfg->ntriggers && !keep; i++)
             keep = strcmp(cfg->triggers[i].name, have[k].name) == 0;
         if (keep) continue;
-        static const char *const dels[] = {
-            "DELETE FROM herald_triggers WHERE name = ?1",
-            "DELETE FROM herald_cursors WHERE trigger = ?1",
-            "DELETE FROM herald_delayed WHERE trigger = ?1",
-        };
-        for (int d = 0; d < 3 && !rc; d++) {
-            sqlite3_stmt *s = hr_sq_stmt(st, dels[d], err);
-            if (!s) {
-                rc = HR_EDB;
-                break;
-            }
-            sqlite3_bind_text(s, 1, have[k].name, -1, SQLITE_TRANSIENT);
-            rc = hr_sq_step_done(st, s, err, "removing a trigger");
-        }
+        rc = hr_sq_remove_trigger_rows(st, have[k].name, err);
         if (!rc) {
             snprintf(line, sizeof line, "trigger %s: removed", have[k].name);
             report(ud, line);
