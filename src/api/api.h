@@ -22,6 +22,7 @@ typedef struct hr_api_ctx {
      * connection of its own in a worker thread, never on the loop. NULL: no such gauges. */
     const char *database_url;
     struct hr_ops *ops_state; /* /healthz, /readyz and /metrics (ops.c); NULL before */
+    struct hr_gqlsvc *graphql; /* /v1/graphql's service (graphql_int.h); NULL before */
 } hr_api_ctx_t;
 
 /* 1 when req carries the admin secret in x-herald-admin-secret (or x-hasura-admin-secret),
@@ -35,6 +36,11 @@ void hr_api_send_error(hr_request_t *req, int status, const char *code, const ch
 
 /* Registers POST /v1/metadata. */
 int hr_metadata_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
+/* Registers POST and GET /v1/graphql and the WebSocket subprotocols graphql-transport-ws and
+ * graphql-ws on the same path; sets ctx->graphql. */
+int hr_graphql_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
+/* Ends every subscription and frees ctx->graphql; call after hr_server_close. */
+void hr_graphql_close(hr_api_ctx_t *ctx);
 /* Registers GET /healthz, /readyz and /metrics (see docs/api.md); sets ctx->ops_state. ctx must
  * outlive the server and hr_ops_close. */
 int hr_ops_register(hr_server_t *srv, hr_api_ctx_t *ctx, hr_err_t *err);
