@@ -58,6 +58,11 @@
  *   - missed_fire() applies the event's tolerance_seconds to its first attempt (attempts 0),
  *     against the real clock (the delayed queue's due time is the database's).
  *
+ * Observer (hr_dispatcher_observe): one callback, for GraphQL's live views, told after a log
+ * read that found events (on_log_page) and after a settle committed attempts (on_settled), with
+ * the outcomes it committed. It only records and schedules; it never calls back into the
+ * dispatcher.
+ *
  * Statistics (hr_dispatcher_stats): each trigger counts the events it read and the outcome of
  * every attempt (record), and fills two fixed-bucket histograms, the duration of each HTTP
  * attempt (on_response) and the lag from an event's created_at to its 2xx (record); nothing is
@@ -149,7 +154,9 @@ struct hr_dispatcher {
     uint64_t defs_checked_us;
     uint64_t rng;
     hr_buf_t body;
-    hr_scheduler_t *sched; /* fires the schedules (cron triggers) into the log */
+    hr_scheduler_t *sched;             /* fires the schedules (cron triggers) into the log */
+    hr_dispatcher_observe_fn observer; /* hr_dispatcher_observe; NULL: none */
+    void *observer_ud;
     void (*done)(void *);
     void *done_ud;
 };
@@ -291,6 +298,19 @@ static void on_settled(void *ud, int rc, const char *msg)
             free(tr->cursor);
             tr->cursor = hr_xstrdup(b->page->cursor_after);
         }
+    }
+    if (!rc && d->observer) {
+        /* Live views follow the outcomes just committed. */
+        hr_attempt_rec_t *done = hr_xcalloc(b->page->nevents + 1, sizeof *done);
+        size_t n = 0;
+        for (size_t i = 0; i < b->page->nevents; i++)
+            if (b->state[i] == DONE) done[n++] = b->recs[i];
+        if (n) {
+            hr_dispatch_note_t note = {
+                .kind = HR_NOTE_SETTLED, .trigger = tr->def.name, .recs = done, .n = n};
+            d->observer(d->observer_ud, &note);
+        }
+        free(done);
     }
     /* Failed events just joined the delayed queue: check it when the earliest is due. */
     if (!rc) {
@@ -630,6 +650,13 @@ static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg)
     }
     d->activity = 1;
     tr->stats.events_read += page->nevents;
+    if (d->observer) {
+        /* PostgreSQL pages are in (xid, seq) order: the largest seq may be anywhere. */
+        hr_dispatch_note_t note = {.kind = HR_NOTE_READ, .trigger = tr->def.name};
+        for (size_t i = 0; i < page->nevents; i++)
+            if (page->events[i].seq > note.last_seq) note.last_seq = page->events[i].seq;
+        d->observer(d->observer_ud, &note);
+    }
     tr->log_phase = DELIVERING;
     tr->log = batch_new(tr, page, 0);
     /* A full page: read the next one while this one delivers (invariant 5). Before delivering,
@@ -960,6 +987,12 @@ void hr_dispatcher_wake(hr_dispatcher_t *d)
     if (!d || d->stopping) return;
     d->activity = 1;
     if (uv_timer_get_due_in(&d->tick) > 0) uv_timer_start(&d->tick, on_tick, 0, 0);
+}
+
+void hr_dispatcher_observe(hr_dispatcher_t *d, hr_dispatcher_observe_fn fn, void *ud)
+{
+    d->observer = fn;
+    d->observer_ud = ud;
 }
 
 void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, void *ud)

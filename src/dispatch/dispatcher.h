@@ -60,6 +60,26 @@ void hr_dispatcher_wake(hr_dispatcher_t *d);
 /* Calls fn once per running trigger, in no particular order, with its name, its statistics and
  * its requests in flight now; everything passed is borrowed for the call only. */
 void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, void *ud);
+/* What the dispatcher tells its observer (hr_dispatcher_observe); borrowed for the call. */
+typedef enum hr_dispatch_note_kind {
+    HR_NOTE_READ,    /* a log read of `trigger` found events, the largest seq being last_seq */
+    HR_NOTE_SETTLED, /* a settle of `trigger` committed the attempts recs[0..n) */
+} hr_dispatch_note_kind_t;
+
+typedef struct hr_dispatch_note {
+    hr_dispatch_note_kind_t kind;
+    const char *trigger;
+    int64_t last_seq;             /* HR_NOTE_READ */
+    const hr_attempt_rec_t *recs; /* HR_NOTE_SETTLED: event ids, seqs and outcomes */
+    size_t n;
+} hr_dispatch_note_t;
+
+typedef void (*hr_dispatcher_observe_fn)(void *ud, const hr_dispatch_note_t *note);
+
+/* Sets the one observer (fn NULL removes it): fn runs on the loop after each log read that found
+ * events and after each settle that committed attempts, so that live views (GraphQL
+ * subscriptions) follow delivery without polling the database. fn must not call into d. */
+void hr_dispatcher_observe(hr_dispatcher_t *d, hr_dispatcher_observe_fn fn, void *ud);
 /* Graceful stop: no new reads; pages in flight finish and settle within grace_ms, after which
  * outstanding requests are cancelled (their events are delivered again on the next start).
  * Closes the loop handles, frees d, then calls done(ud). The store is not closed. */

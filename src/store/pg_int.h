@@ -88,5 +88,22 @@ int hr_pg_event(hr_store_t *st, const char *event_id, int attempts_limit, int at
                 json_t **out, hr_err_t *err);
 int hr_pg_attempts(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
                    hr_err_t *err);
+/* The event object (store.h's shape) of row `row` of r, whose columns from c0 on are l.seq,
+ * l.id::text, created_at as herald's time text, l.source, l.op, l.old::text, l.new::text,
+ * l.session::text. */
+json_t *hr_pg_event_json(PGresult *r, int row, int c0);
+
+/* --- GraphQL's operations (pg_stream.c; see store.h) ------------------------------------ */
+/* The store's asynchronous connection (NULL for CLI stores). */
+hr_pgconn_t *hr_pg_async(hr_store_t *st);
+/* The state of the stream horizon, kept by the store: made on first use, freed with the store. */
+typedef struct hr_pg_stream hr_pg_stream_t;
+hr_pg_stream_t **hr_pg_stream_slot(hr_store_t *st);
+void hr_pg_stream_free(hr_pg_stream_t *s);
+int hr_pg_stream_horizon(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t horizon), void *ud);
+int hr_pg_stream_read(hr_store_t *st, int64_t after, int64_t upto, size_t limit,
+                      void (*cb)(void *ud, int rc, json_t *events, const char *errmsg), void *ud);
+int hr_pg_query_events(hr_store_t *st, const json_t *where, const json_t *order_by, int limit,
+                       int offset, json_t **out, hr_err_t *err);
 
 #endif

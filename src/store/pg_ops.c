@@ -170,7 +170,7 @@ static json_t *real_or_null(PGresult *r, int row, int col)
 }
 
 /* The event object of row `row`, whose event columns start at c0. */
-static json_t *event_json(PGresult *r, int row, int c0)
+json_t *hr_pg_event_json(PGresult *r, int row, int c0)
 {
 #define V(k) (PQgetisnull(r, row, c0 + (k)) ? NULL : PQgetvalue(r, row, c0 + (k)))
     json_t *e = json_object();
@@ -597,7 +597,7 @@ int hr_pg_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err
     }
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *e = event_json(r, i, 0);
+        json_t *e = hr_pg_event_json(r, i, 0);
         if (q->trigger) {
             json_t *ds = json_array();
             json_array_append_new(ds, delivery_json(q->trigger, r, i, NEVENT_COLS));
@@ -638,7 +638,7 @@ int hr_pg_event(hr_store_t *st, const char *event_id, int attempts_limit, int at
         rc = hr_err_set(err, HR_ENOTFOUND, "event %s not found", event_id);
         goto out;
     }
-    e = event_json(r, 0, 0);
+    e = hr_pg_event_json(r, 0, 0);
     char seq[32];
     snprintf(seq, sizeof seq, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);

@@ -165,5 +165,15 @@ int hr_sq_event(hr_store_t *st, const char *event_id, int attempts_limit, int at
                 json_t **out, hr_err_t *err);
 int hr_sq_attempts(hr_store_t *st, const char *trigger, int limit, int offset, json_t **out,
                    hr_err_t *err);
+/* The event object (store.h's shape) of a row whose columns from c0 on are l.seq, l.id, l.at,
+ * l.source, l.op, l.old, l.new, l.session. */
+json_t *hr_sq_event_json(sqlite3_stmt *s, int c0);
+
+/* --- sqlite_stream.c: GraphQL's operations of the ops table (see store.h) --- */
+int hr_sq_stream_horizon(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t horizon), void *ud);
+int hr_sq_stream_read(hr_store_t *st, int64_t after, int64_t upto, size_t limit,
+                      void (*cb)(void *ud, int rc, json_t *events, const char *errmsg), void *ud);
+int hr_sq_query_events(hr_store_t *st, const json_t *where, const json_t *order_by, int limit,
+                       int offset, json_t **out, hr_err_t *err);
 
 #endif

@@ -110,7 +110,7 @@ static json_t *text_or_null(sqlite3_stmt *s, int i)
 }
 
 /* The event object of a row whose EVENT_COLS start at column c0. */
-static json_t *event_json(sqlite3_stmt *s, int c0)
+json_t *hr_sq_event_json(sqlite3_stmt *s, int c0)
 {
     json_t *e = json_object();
     json_object_set_new(e, "id", text_or_null(s, c0 + 1));
@@ -635,7 +635,7 @@ int hr_sq_events(hr_store_t *st, const hr_event_query_t *q, json_t **out, hr_err
     json_t *arr = json_array();
     int r;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *e = event_json(s, 0);
+        json_t *e = hr_sq_event_json(s, 0);
         if (q->trigger)
             json_object_set_new(e, "deliveries",
                                 json_pack("[o]", delivery_json(q->trigger, s, NEVENT_COLS)));
@@ -669,7 +669,7 @@ int hr_sq_event(hr_store_t *st, const char *event_id, int attempts_limit, int at
     }
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(s);
-    if (r == SQLITE_ROW) e = event_json(s, 0);
+    if (r == SQLITE_ROW) e = hr_sq_event_json(s, 0);
     sqlite3_reset(s);
     if (r == SQLITE_DONE)
         rc = hr_err_set(err, HR_ENOTFOUND, "event %s not found", event_id);

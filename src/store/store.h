@@ -196,6 +196,24 @@ typedef struct hr_store_ops {
      * [{"id", "scheduled_time", "webhook", "comment", "attempts", "next_attempt_at"}, …]. */
     int (*one_offs)(hr_store_t *st, json_t **out, hr_err_t *err);
 
+    /* --- GraphQL (src/api/graphql_*.c; docs/graphql.md) --- */
+    /* Asynchronous, on the loop: the log's stable horizon, the highest seq H such that every
+     * event with seq <= H is visible now or will never exist (SQLite: the largest seq, since
+     * seq order is commit order; PostgreSQL: see pg_stream.c). cb(ud, 0, H) or cb(ud, rc, -1).
+     * The horizon never goes back. */
+    int (*stream_horizon)(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t horizon), void *ud);
+    /* Asynchronous, on the loop: the events with after < seq <= upto, by seq, at most limit, as
+     * an array of event objects (the shape above, without deliveries), borrowed for the call.
+     * Call it only with upto <= a horizon: then the answer is final. */
+    int (*stream_read)(hr_store_t *st, int64_t after, int64_t upto, size_t limit,
+                       void (*cb)(void *ud, int rc, json_t *events, const char *errmsg), void *ud);
+    /* Synchronous: the events matching where, a Hasura-style boolean expression (JSON object:
+     * {"seq": {"_gt": 5}, "source": {"_in": [...]}, "_and": [...], ...}; NULL: all), ordered by
+     * order_by (JSON array of {"seq": "desc"}, ...; NULL: seq ascending), limit/offset. Event
+     * objects without deliveries. HR_EINVAL with the reason for what cannot be translated. */
+    int (*query_events)(hr_store_t *st, const json_t *where, const json_t *order_by, int limit,
+                        int offset, json_t **out, hr_err_t *err);
+
     /* Optional (NULL when the backend has none): cb(ud) runs on the loop when the database may
      * hold new events (SQLite: another process wrote the file), so that the reader need not
      * wait for its next poll. A hint only: reads still poll. cb NULL stops it. */

@@ -36,9 +36,20 @@
 
 struct hr_store {
     char *url;
-    PGconn *admin;      /* blocking connection, opened on first use */
-    hr_pgconn_t *async; /* NULL for CLI stores */
+    PGconn *admin;          /* blocking connection, opened on first use */
+    hr_pgconn_t *async;     /* NULL for CLI stores */
+    hr_pg_stream_t *stream; /* GraphQL's stream horizon (pg_stream.c); NULL until used */
 };
+
+hr_pgconn_t *hr_pg_async(hr_store_t *st)
+{
+    return st->async;
+}
+
+hr_pg_stream_t **hr_pg_stream_slot(hr_store_t *st)
+{
+    return &st->stream;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                              */
@@ -140,6 +151,7 @@ typedef struct close_ctx {
 static void pg_closed(void *ud)
 {
     close_ctx_t *cc = ud;
+    hr_pg_stream_free(cc->st->stream);
     free(cc->st->url);
     free(cc->st);
     if (cc->done) cc->done(cc->ud);
@@ -1220,6 +1232,9 @@ const hr_store_ops_t hr_store_pg_ops = {
     .schedule_one_off = hr_pg_schedule_one_off,
     .delete_scheduled = hr_pg_delete_scheduled,
     .one_offs = hr_pg_one_offs,
+    .stream_horizon = hr_pg_stream_horizon,
+    .stream_read = hr_pg_stream_read,
+    .query_events = hr_pg_query_events,
     .reconnects = pg_reconnects,
     .close = pg_close,
 };
