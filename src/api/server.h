@@ -16,8 +16,24 @@
  * request line, a closed connection for headers or a URL over the cap); headers and then the
  * body must each arrive within request_timeout_ms. HTTP/1.1 keep-alive is supported, pipelining
  * is not: a request sent before the previous answer arrived is dropped with the connection,
- * whose last answer says Connection: close (clients send such requests again). WebSocket
- * upgrades are refused for now.
+ * whose last answer says Connection: close (clients send such requests again).
+ *
+ * WebSocket: hr_server_websocket(srv, "/v1/graphql", subprotocols, &handlers, ud) serves
+ * upgrades of that path that offer one of the subprotocols (RFC 6455; chosen in the client's
+ * order of preference). Any other upgrade gets a plain HTTP answer (404 for a path without a
+ * WebSocket endpoint, 400 for a missing or unsupported subprotocol, with Connection: close).
+ * A session (hr_ws_t) lives from handlers.open to handlers.closed:
+ *
+ *   open(ws)         the handshake is done; the upgrade request's headers are readable here only
+ *   message(ws, …)   one whole message (fragments gathered; over max_body bytes: closed, 1009)
+ *   hr_ws_send(ws, text, len) / hr_ws_sendv(ws, iov, n)   queued (one copy), written when the
+ *                    socket is writeable; over HR_WS_MAX_QUEUED bytes waiting: closed, 1008
+ *   hr_ws_timer(ws, ms)   handlers.timer(ws) once after ms (one timer per session)
+ *   hr_ws_close(ws, code, reason)   the queue is written, then the close frame
+ *   closed(ws)       the connection is gone (client, hr_ws_close, server close); ws is freed
+ *                    when it returns. Runs once per open, never from inside an hr_ws_* call.
+ *
+ * A session is not bound by the keep-alive or request timeouts. Every callback runs on the loop.
  *
  * Ownership of a request: the hr_request_t passed to a handler belongs to the handler until it
  * calls hr_response_send, exactly once, now or from a later loop callback; the call gives it
@@ -68,13 +84,70 @@ void hr_server_fallback(hr_server_t *srv, hr_handler_fn fn, void *ud);
 /* The port actually bound (useful with port 0). */
 int hr_server_port(const hr_server_t *srv);
 
+/* ---- WebSocket ---- */
+
+typedef struct hr_ws hr_ws_t;
+
+typedef struct hr_ws_handlers {
+    void (*open)(hr_ws_t *ws, void *ud);
+    /* data is len bytes, borrowed for the call (NUL-terminated, the NUL not counted); binary is
+     * 1 for a binary message. */
+    void (*message)(hr_ws_t *ws, const char *data, size_t len, int binary, void *ud);
+    void (*timer)(hr_ws_t *ws, void *ud); /* may be NULL when hr_ws_timer is never used */
+    void (*closed)(hr_ws_t *ws, void *ud);
+} hr_ws_handlers_t;
+
+/* Bytes a session may have waiting to be written before it is closed with 1008. */
+#define HR_WS_MAX_QUEUED (16u * 1024 * 1024)
+/* Distinct subprotocol names one server can serve (each at most 63 bytes). */
+#define HR_WS_MAX_SUBPROTOCOLS 8
+
+/* Serves WebSocket upgrades of path (copied) for the NULL-terminated subprotocol names (copied;
+ * at least one); handlers is copied. HR_EEXIST when path has a WebSocket endpoint already,
+ * HR_EINVAL for a bad path or name, HR_E2BIG past HR_WS_MAX_SUBPROTOCOLS names. Add it before
+ * the loop runs. */
+int hr_server_websocket(hr_server_t *srv, const char *path, const char *const *subprotocols,
+                        const hr_ws_handlers_t *handlers, void *ud);
+
+/* The subprotocol chosen (one of the endpoint's names). */
+const char *hr_ws_subprotocol(const hr_ws_t *ws);
+/* A header of the upgrade request by case-insensitive name, as hr_request_header; only during
+ * handlers.open (NULL afterwards). The string lives until the session is freed. */
+const char *hr_ws_header(hr_ws_t *ws, const char *name);
+const char *hr_ws_peer(const hr_ws_t *ws); /* client IP address */
+/* The caller's pointer for this session (NULL until set). */
+void hr_ws_set_data(hr_ws_t *ws, void *data);
+void *hr_ws_data(const hr_ws_t *ws);
+/* Queues one text message of len bytes (copied). Returns 0; HR_ECANCELED once the session is
+ * closing (nothing queued); HR_E2BIG when the queue would exceed HR_WS_MAX_QUEUED bytes: the
+ * queue is dropped and the session closes with 1008 "send queue full" (closed follows later). */
+int hr_ws_send(hr_ws_t *ws, const char *text, size_t len);
+/* The same for a message made of n parts, copied once into the queue, in order. */
+typedef struct hr_ws_part {
+    const void *data;
+    size_t len;
+} hr_ws_part_t;
+int hr_ws_sendv(hr_ws_t *ws, const hr_ws_part_t *parts, size_t n);
+/* Calls handlers.timer once after ms milliseconds, replacing a pending timer; ms 0 cancels. */
+void hr_ws_timer(hr_ws_t *ws, uint64_t ms);
+/* Writes what is queued, then closes with code (1000..4999) and reason (cut to 123 bytes at a
+ * UTF-8 boundary). Messages that arrive meanwhile are dropped; later sends return HR_ECANCELED.
+ * A client that does not read its queue within 5 s is disconnected. Idempotent. */
+void hr_ws_close(hr_ws_t *ws, int code, const char *reason);
+/* 1 until hr_ws_close or the connection's end. */
+int hr_ws_is_open(const hr_ws_t *ws);
+
 /* Counters since hr_server_init. */
 typedef struct hr_server_stats {
-    uint64_t requests;  /* requests whose headers were read */
-    uint64_t responses; /* responses written (handlers' and the server's own 4xx) */
-    uint64_t orphaned;  /* requests whose connection closed before their response */
-    uint64_t timeouts;  /* connections closed because a request body was too slow */
-    uint64_t in_flight; /* requests waiting for their handler's response now */
+    uint64_t requests;    /* requests whose headers were read */
+    uint64_t responses;   /* responses written (handlers' and the server's own 4xx) */
+    uint64_t orphaned;    /* requests whose connection closed before their response */
+    uint64_t timeouts;    /* connections closed because a request body was too slow */
+    uint64_t in_flight;   /* requests waiting for their handler's response now */
+    uint64_t ws_open;     /* WebSocket sessions open now */
+    uint64_t ws_accepted; /* WebSocket upgrades accepted */
+    uint64_t ws_refused;  /* WebSocket upgrades answered with 4xx */
+    uint64_t ws_slow;     /* sessions closed because their client did not read (1008) */
 } hr_server_stats_t;
 
 void hr_server_stats(const hr_server_t *srv, hr_server_stats_t *out);

@@ -78,7 +78,15 @@ struct fx {
     int late_sends;     /* async answers sent after the client left */
     int pending_closes; /* requests held until the server closes */
     hr_request_t *held; /* a request that is never answered before close */
+    /* WebSocket endpoint /ws */
+    int ws_opens, ws_closes, ws_full;
+    char ws_token[64];    /* x-token of the last upgrade, seen at open */
+    char ws_late_hdr[16]; /* "null" when hr_ws_header answered NULL after open */
+    int held_fd;          /* a WebSocket client left open until the server closes */
 };
+
+/* Session counts of the last fixture, kept past fx_stop (which frees it). */
+static int fx_ws_opens_seen, fx_ws_closes_seen;
 
 /* An asynchronous answer: a timer that sends the response later. */
 typedef struct later {
@@ -207,6 +215,83 @@ static void *client_main(void *arg)
     return NULL;
 }
 
+/* /ws: "echo:" + each text message, with a few commands. */
+static void ws_open(hr_ws_t *ws, void *ud)
+{
+    fx_t *fx = ud;
+    fx->ws_opens++;
+    const char *t = hr_ws_header(ws, "X-Token");
+    if (t) snprintf(fx->ws_token, sizeof fx->ws_token, "%s", t);
+    assert_string_equal(hr_ws_peer(ws), "127.0.0.1");
+    hr_ws_set_data(ws, fx);
+    hr_ws_send(ws, hr_ws_subprotocol(ws), strlen(hr_ws_subprotocol(ws)));
+}
+
+static void ws_message(hr_ws_t *ws, const char *data, size_t len, int binary, void *ud)
+{
+    fx_t *fx = ud;
+    assert_ptr_equal(hr_ws_data(ws), fx);
+    assert_int_equal(data[len], '\0');
+    snprintf(fx->ws_late_hdr, sizeof fx->ws_late_hdr, "%s",
+             hr_ws_header(ws, "X-Token") ? "set" : "null");
+    if (binary) {
+        hr_ws_close(ws, 4400, "binary");
+        return;
+    }
+    if (!strcmp(data, "close")) {
+        hr_ws_send(ws, "last", 4);
+        hr_ws_close(ws, 4001, "bye");
+        assert_false(hr_ws_is_open(ws));
+        assert_int_equal(hr_ws_send(ws, "x", 1), HR_ECANCELED);
+        hr_ws_close(ws, 4002, "again"); /* idempotent */
+        return;
+    }
+    if (!strcmp(data, "long-reason")) {
+        /* 130 bytes of two-byte characters: cut to 122 bytes, not inside a character. */
+        char r[131];
+        for (int i = 0; i < 130; i += 2) {
+            r[i] = (char)0xC3;
+            r[i + 1] = (char)0xA9;
+        }
+        r[130] = '\0';
+        hr_ws_close(ws, 4003, r);
+        return;
+    }
+    if (!strcmp(data, "timer")) {
+        hr_ws_timer(ws, 5000);
+        hr_ws_timer(ws, 50); /* replaces the first */
+        return;
+    }
+    if (!strcmp(data, "flood")) {
+        /* 1 MiB messages until the queue is full: the client does not read meanwhile. */
+        size_t n = 1024 * 1024;
+        char *big = malloc(n);
+        memset(big, 'f', n);
+        int rc = 0;
+        for (int i = 0; i < 200 && rc == 0; i++)
+            rc = hr_ws_send(ws, big, n);
+        free(big);
+        if (rc == HR_E2BIG) fx->ws_full++;
+        return;
+    }
+    hr_ws_part_t parts[2] = {{"echo:", 5}, {data, len}};
+    assert_int_equal(hr_ws_sendv(ws, parts, 2), 0);
+}
+
+static void ws_timer(hr_ws_t *ws, void *ud)
+{
+    hr_ws_send(ws, "tick", 4);
+}
+
+static void ws_closed(hr_ws_t *ws, void *ud)
+{
+    fx_t *fx = ud;
+    fx->ws_closes++;
+    assert_false(hr_ws_is_open(ws));
+}
+
+static const hr_ws_handlers_t ws_handlers = {ws_open, ws_message, ws_timer, ws_closed};
+
 static fx_t *fx_start(const hr_server_opts_t *opts)
 {
     fx_t *fx = hr_xcalloc(1, sizeof *fx);
@@ -232,6 +317,17 @@ static fx_t *fx_start(const hr_server_opts_t *opts)
     assert_int_equal(hr_server_route(fx->srv, "GET", "/big", on_big, fx), 0);
     assert_int_equal(hr_server_route(fx->srv, "GET", "/hello", on_hello, fx), HR_EEXIST);
     assert_int_equal(hr_server_route(fx->srv, "GET", "nope", on_hello, fx), HR_EINVAL);
+    const char *protos[] = {"echo-a", "echo-b", NULL};
+    assert_int_equal(hr_server_websocket(fx->srv, "/ws", protos, &ws_handlers, fx), 0);
+    assert_int_equal(hr_server_websocket(fx->srv, "/ws", protos, &ws_handlers, fx), HR_EEXIST);
+    const char *other[] = {"echo-b", "other", NULL};
+    assert_int_equal(hr_server_websocket(fx->srv, "/ws2", other, &ws_handlers, fx), 0);
+    const char *bad[] = {"http", NULL};
+    assert_int_equal(hr_server_websocket(fx->srv, "/ws3", bad, &ws_handlers, fx), HR_EINVAL);
+    const char *none[] = {NULL};
+    assert_int_equal(hr_server_websocket(fx->srv, "/ws3", none, &ws_handlers, fx), HR_EINVAL);
+    const char *many[] = {"p1", "p2", "p3", "p4", "p5", "p6", "p7", NULL};
+    assert_int_equal(hr_server_websocket(fx->srv, "/ws3", many, &ws_handlers, fx), HR_E2BIG);
     return fx;
 }
 
@@ -260,6 +356,8 @@ static void fx_stop(fx_t *fx)
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(fx->closed, 1);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
+    fx_ws_opens_seen = fx->ws_opens;
+    fx_ws_closes_seen = fx->ws_closes;
     free(fx);
 }
 
@@ -335,6 +433,7 @@ static int has_header(const resp_t *r, const char *line)
 
 static void raw_exchange(fx_t *fx, const char *s, size_t len, hr_buf_t *out);
 static int raw_connect(fx_t *fx);
+static void assert_still_serving(fx_t *fx);
 
 static void client_routing(fx_t *fx)
 {
@@ -490,6 +589,347 @@ static void client_body_limits(fx_t *fx)
 
     curl_slist_free_all(h);
     free(big);
+}
+
+/* ---- WebSocket ------------------------------------------------------------------------------ */
+
+/* Sends an upgrade request for path offering protocols (NULL: no header); reads the answer's
+ * head into head (NUL-terminated) and returns its status; fd stays open. */
+static int ws_handshake(fx_t *fx, int fd, const char *path, const char *protocols,
+                        const char *extra, char *head, size_t cap)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     "%s%s%s%s\r\n",
+                     path, protocols ? "Sec-WebSocket-Protocol: " : "", protocols ? protocols : "",
+                     protocols ? "\r\n" : "", extra ? extra : "");
+    CHECK_EQ(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    /* Byte by byte up to the end of the head: nothing after it is consumed. */
+    while (len + 1 < cap) {
+        ssize_t got = read(fd, head + len, 1);
+        if (got <= 0) break;
+        len++;
+        if (len >= 4 && !memcmp(head + len - 4, "\r\n\r\n", 4)) break;
+    }
+    head[len] = '\0';
+    CHECK(len > 12);
+    return atoi(head + 9);
+}
+
+/* Reads the body of a non-101 answer (Content-Length bytes) so that the connection can be
+ * used again. */
+static void read_body(int fd, const char *head, char *body, size_t cap)
+{
+    const char *cl = strcasestr(head, "content-length:");
+    CHECK(cl);
+    size_t n = (size_t)atoi(cl + 15), got = 0;
+    CHECK(n < cap);
+    while (got < n) {
+        ssize_t r = read(fd, body + got, n - got);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+    body[got] = '\0';
+}
+
+static void read_all(int fd, void *p, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)p + got, n - got);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+}
+
+/* One masked client frame. */
+static void ws_frame(int fd, int opcode, int fin, const void *data, size_t len)
+{
+    unsigned char h[14];
+    size_t hl = 0;
+    const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    h[hl++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+    if (len < 126) {
+        h[hl++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        h[hl++] = 0x80 | 126;
+        h[hl++] = (unsigned char)(len >> 8);
+        h[hl++] = (unsigned char)len;
+    } else {
+        h[hl++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            h[hl++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    memcpy(h + hl, mask, 4);
+    hl += 4;
+    unsigned char *buf = malloc(hl + len);
+    memcpy(buf, h, hl);
+    for (size_t i = 0; i < len; i++)
+        buf[hl + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
+    CHECK_EQ(write(fd, buf, hl + len), (ssize_t)(hl + len));
+    free(buf);
+}
+
+static void ws_text(int fd, const char *s)
+{
+    ws_frame(fd, 1, 1, s, strlen(s));
+}
+
+/* Reads one server frame into out (NUL-terminated); returns its opcode, -1 at end of stream. */
+static int ws_read(int fd, hr_buf_t *out)
+{
+    unsigned char h[2];
+    hr_buf_reset(out);
+    ssize_t r = read(fd, h, 1);
+    if (r <= 0) return -1;
+    read_all(fd, h + 1, 1);
+    CHECK((h[1] & 0x80) == 0); /* servers do not mask */
+    uint64_t len = h[1] & 0x7f;
+    if (len == 126) {
+        unsigned char e[2];
+        read_all(fd, e, 2);
+        len = ((uint64_t)e[0] << 8) | e[1];
+    } else if (len == 127) {
+        unsigned char e[8];
+        read_all(fd, e, 8);
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = (len << 8) | e[i];
+    }
+    char *p = malloc(len + 1);
+    read_all(fd, p, len);
+    hr_buf_append(out, p, len);
+    free(p);
+    return h[0] & 0x0f;
+}
+
+/* Reads a text frame and checks it. */
+static void ws_expect(int fd, const char *text)
+{
+    hr_buf_t b;
+    hr_buf_init(&b, 0);
+    CHECK_EQ(ws_read(fd, &b), 1);
+    CHECK_STR(b.data ? b.data : "", text);
+    hr_buf_free(&b);
+}
+
+/* Reads a close frame: its code, and its reason into reason. */
+static int ws_expect_close(int fd, char *reason, size_t cap)
+{
+    hr_buf_t b;
+    hr_buf_init(&b, 0);
+    CHECK_EQ(ws_read(fd, &b), 8);
+    CHECK(b.len >= 2);
+    int code = ((unsigned char)b.data[0] << 8) | (unsigned char)b.data[1];
+    snprintf(reason, cap, "%.*s", (int)(b.len - 2), b.data + 2);
+    hr_buf_free(&b);
+    return code;
+}
+
+static void client_ws(fx_t *fx)
+{
+    char head[2048], reason[200];
+    int fd = raw_connect(fx);
+    /* The first name the server knows wins, in the client's order. */
+    CHECK_EQ(
+        ws_handshake(fx, fd, "/ws", "nope, echo-b,echo-a", "X-Token: t0k\r\n", head, sizeof head),
+        101);
+    CHECK(strcasestr(head, "sec-websocket-protocol: echo-b\r\n"));
+    ws_expect(fd, "echo-b");
+    ws_text(fd, "hi");
+    ws_expect(fd, "echo:hi");
+    /* A message in three frames, the middle one empty, with a ping between them. */
+    ws_frame(fd, 1, 0, "frag", 4);
+    ws_frame(fd, 9, 1, "p", 1);
+    ws_frame(fd, 0, 0, "", 0);
+    ws_frame(fd, 0, 1, "mented", 6);
+    hr_buf_t b;
+    hr_buf_init(&b, 0);
+    CHECK_EQ(ws_read(fd, &b), 10); /* the pong */
+    CHECK_EQ(b.len, 1);
+    ws_expect(fd, "echo:fragmented");
+    /* A message larger than lws' receive buffer arrives whole. */
+    size_t n = 200 * 1000;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    big[n] = '\0';
+    ws_text(fd, big);
+    CHECK_EQ(ws_read(fd, &b), 1);
+    CHECK_EQ(b.len, n + 5);
+    CHECK(!memcmp(b.data, "echo:", 5) && !memcmp(b.data + 5, big, n));
+    free(big);
+    ws_text(fd, "timer");
+    ws_expect(fd, "tick");
+    /* hr_ws_close: what is queued goes first, then the close frame; the client answers it. */
+    ws_text(fd, "close");
+    ws_expect(fd, "last");
+    CHECK_EQ(ws_expect_close(fd, reason, sizeof reason), 4001);
+    CHECK_STR(reason, "bye");
+    ws_frame(fd, 8, 1, "\x0f\xa1", 2);
+    CHECK_EQ(ws_read(fd, &b), -1);
+    close(fd);
+
+    /* Binary messages reach the handler as such. */
+    fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fd, "/ws", "echo-a", NULL, head, sizeof head), 101);
+    ws_expect(fd, "echo-a");
+    ws_frame(fd, 2, 1, "\x01\x02", 2);
+    CHECK_EQ(ws_expect_close(fd, reason, sizeof reason), 4400);
+    CHECK_STR(reason, "binary");
+    close(fd);
+
+    /* A long reason is cut at a character boundary. */
+    fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fd, "/ws", "echo-a", NULL, head, sizeof head), 101);
+    ws_expect(fd, "echo-a");
+    ws_text(fd, "long-reason");
+    CHECK_EQ(ws_expect_close(fd, reason, sizeof reason), 4003);
+    CHECK_EQ(strlen(reason), 122);
+    close(fd);
+
+    /* A message over max_body (256 KiB here), in two frames: closed with 1009. */
+    fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fd, "/ws", "echo-a", NULL, head, sizeof head), 101);
+    ws_expect(fd, "echo-a");
+    big = calloc(1, 300 * 1024 + 1);
+    memset(big, 'x', 300 * 1024);
+    ws_frame(fd, 1, 0, big, 200 * 1024);
+    ws_frame(fd, 0, 1, big, 100 * 1024);
+    free(big);
+    CHECK_EQ(ws_expect_close(fd, reason, sizeof reason), 1009);
+    close(fd);
+
+    /* A second endpoint shares a name with the first. */
+    fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fd, "/ws2", "other", NULL, head, sizeof head), 101);
+    ws_expect(fd, "other");
+    close(fd);
+    hr_buf_free(&b);
+}
+
+static void test_ws(void **state)
+{
+    hr_server_opts_t o = {.listen = "127.0.0.1:0", .max_body = 256 * 1024};
+    fx_t *fx = fx_start(&o);
+    fx_client(fx, client_ws);
+    assert_string_equal(fx->ws_token, "t0k");
+    assert_string_equal(fx->ws_late_hdr, "null");
+    fx_stop(fx);
+    assert_int_equal(fx_ws_opens_seen, 5);
+    assert_int_equal(fx_ws_closes_seen, 5);
+}
+
+/* Each refusal is a plain HTTP answer that closes the connection. */
+static void refused(fx_t *fx, const char *path, const char *protocols, int status, char *body,
+                    size_t cap)
+{
+    char head[2048];
+    int fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fd, path, protocols, NULL, head, sizeof head), status);
+    CHECK(strcasestr(head, "connection: close\r\n"));
+    read_body(fd, head, body, cap);
+    char c;
+    CHECK_EQ(read(fd, &c, 1), 0);
+    close(fd);
+}
+
+static void client_ws_refused(fx_t *fx)
+{
+    char body[512];
+    refused(fx, "/hello", "echo-a", 404, body, sizeof body);
+    CHECK(strstr(body, "no WebSocket endpoint"));
+    refused(fx, "/ws", NULL, 400, body, sizeof body);
+    CHECK_STR(body, "{\"error\":\"unsupported WebSocket subprotocol (expected echo-a or "
+                    "echo-b)\"}\n");
+    refused(fx, "/ws", "nope", 400, body, sizeof body);
+    refused(fx, "/ws", "http, echo-a", 400, body, sizeof body); /* lws would pick "http" */
+    refused(fx, "/ws", "other", 400, body, sizeof body);        /* another endpoint's */
+    char longlist[300];
+    memset(longlist, 'a', 200);
+    strcpy(longlist + 200, ", echo-a");
+    refused(fx, "/ws", longlist, 400, body, sizeof body);
+    CHECK(strstr(body, "too long"));
+    assert_still_serving(fx);
+}
+
+static void test_ws_refused(void **state)
+{
+    fx_t *fx = fx_start(NULL);
+    fx_client(fx, client_ws_refused);
+    hr_server_stats_t st;
+    hr_server_stats(fx->srv, &st);
+    assert_int_equal(st.ws_refused, 6);
+    assert_int_equal(st.ws_accepted, 0);
+    assert_int_equal(fx->ws_opens, 0);
+    fx_stop(fx);
+}
+
+static void client_ws_idle_and_slow(fx_t *fx)
+{
+    char head[2048], reason[200];
+    /* Idle past the keep-alive timeout (1 s here): still open. */
+    int fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fd, "/ws", "echo-a", NULL, head, sizeof head), 101);
+    ws_expect(fd, "echo-a");
+    usleep(2500 * 1000);
+    ws_text(fd, "still");
+    ws_expect(fd, "echo:still");
+
+    /* A client that does not read: the queue fills up and the session closes with 1008. */
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    ws_text(fd, "flood");
+    /* Then it reads: some of the flood, then the close (or the end of the stream). */
+    hr_buf_t b;
+    hr_buf_init(&b, 0);
+    int op, texts = 0;
+    while ((op = ws_read(fd, &b)) == 1)
+        texts++;
+    CHECK(texts < 200);
+    if (op == 8) {
+        CHECK(b.len >= 2);
+        CHECK_EQ(((unsigned char)b.data[0] << 8) | (unsigned char)b.data[1], 1008);
+    }
+    hr_buf_free(&b);
+    close(fd);
+    (void)reason;
+}
+
+static void test_ws_idle_and_slow(void **state)
+{
+    hr_server_opts_t o = {.listen = "127.0.0.1:0", .keepalive_timeout_ms = 1000};
+    fx_t *fx = fx_start(&o);
+    fx_client(fx, client_ws_idle_and_slow);
+    hr_server_stats_t st;
+    hr_server_stats(fx->srv, &st);
+    assert_int_equal(st.ws_slow, 1);
+    assert_int_equal(fx->ws_full, 1);
+    fx_stop(fx);
+}
+
+static void client_ws_hold(fx_t *fx)
+{
+    char head[2048];
+    fx->held_fd = raw_connect(fx);
+    CHECK_EQ(ws_handshake(fx, fx->held_fd, "/ws", "echo-a", NULL, head, sizeof head), 101);
+    ws_expect(fx->held_fd, "echo-a");
+}
+
+/* Closing the server ends open sessions (their closed callback runs). */
+static void test_ws_server_close(void **state)
+{
+    fx_t *fx = fx_start(NULL);
+    fx_client(fx, client_ws_hold);
+    int fd = fx->held_fd;
+    assert_int_equal(fx->ws_opens, 1);
+    fx_stop(fx);
+    assert_int_equal(fx_ws_closes_seen, 1);
+    char c;
+    assert_true(read(fd, &c, 1) <= 0 || c == (char)0x88);
+    close(fd);
 }
 
 static void test_body_limits(void **state)
@@ -884,6 +1324,10 @@ int main(void)
         cmocka_unit_test(test_close_with_pending),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_init_errors),
+        cmocka_unit_test(test_ws),
+        cmocka_unit_test(test_ws_refused),
+        cmocka_unit_test(test_ws_idle_and_slow),
+        cmocka_unit_test(test_ws_server_close),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
