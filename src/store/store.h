@@ -226,6 +226,12 @@ typedef struct hr_store_ops {
     void (*close)(hr_store_t *st, void (*done)(void *ud), void *ud);
 } hr_store_ops_t;
 
+/* The `where` of query_events evaluated on one event object (store.h's shape), for events
+ * already read (store_where.c: one definition for both): 1 when it matches, 0 when not,
+ * HR_EINVAL with the reason in err for an expression that cannot be evaluated (delivery
+ * filters included: they need the database). A pure function. */
+int hr_store_where_match(const json_t *where, const json_t *event, hr_err_t *err);
+
 extern const hr_store_ops_t hr_store_pg_ops;
 extern const hr_store_ops_t hr_store_sqlite_ops;
 

@@ -215,7 +215,8 @@ static int comparison(hr_wsql_t *w, const char *col, int type, const json_t *cmp
     json_object_foreach((json_t *)cmp, key, v)
     {
         char sub[256];
-        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (json_is_null(v)) continue; /* an explicit null operator is no condition */
+        snprintf(sub, sizeof sub, "%.190s.%.60s", path, key);
         if (!first) hr_buf_puts(&w->sql, " AND ");
         first = 0;
         size_t k = 0;
@@ -244,7 +245,7 @@ static int comparison(hr_wsql_t *w, const char *col, int type, const json_t *cmp
         hr_buf_printf(&w->sql, "%s %sIN (", col, nin ? "NOT " : "");
         for (size_t i = 0; i < json_array_size(v); i++) {
             char item[300];
-            snprintf(item, sizeof item, "%s[%zu]", sub, i);
+            snprintf(item, sizeof item, "%.250s[%zu]", sub, i);
             if (i) hr_buf_puts(&w->sql, ", ");
             int rc = value(w, json_array_get(v, i), type, item, err);
             if (rc) return rc;
@@ -278,7 +279,8 @@ static int deliveries(hr_wsql_t *w, const json_t *v, const char *path, hr_err_t 
     json_object_foreach((json_t *)v, key, c)
     {
         char sub[256];
-        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (json_is_null(c)) continue;
+        snprintf(sub, sizeof sub, "%.190s.%.60s", path, key);
         hr_buf_puts(&w->sql, " AND ");
         int rc;
         if (strcmp(key, "trigger") == 0)
@@ -310,7 +312,8 @@ static int where_at(hr_wsql_t *w, const json_t *where, const char *path, int dep
     json_object_foreach((json_t *)where, key, v)
     {
         char sub[256];
-        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (json_is_null(v)) continue; /* an explicit null field is no condition */
+        snprintf(sub, sizeof sub, "%.190s.%.60s", path, key);
         if (!first) hr_buf_puts(&w->sql, " AND ");
         first = 0;
         int rc = 0;
@@ -326,7 +329,7 @@ static int where_at(hr_wsql_t *w, const json_t *where, const char *path, int dep
                 hr_buf_putc(&w->sql, '(');
                 for (size_t i = 0; i < json_array_size(v) && !rc; i++) {
                     char item[300];
-                    snprintf(item, sizeof item, "%s[%zu]", sub, i);
+                    snprintf(item, sizeof item, "%.250s[%zu]", sub, i);
                     if (i) hr_buf_puts(&w->sql, and? " AND " : " OR ");
                     rc = where_at(w, json_array_get(v, i), item, depth + 1, err);
                 }
@@ -371,6 +374,7 @@ static int order_list(hr_wsql_t *w, const json_t *list, int *has_seq, int *first
         json_object_foreach((json_t *)o, key, dir)
         {
             size_t k = 0;
+            if (json_is_null(dir)) continue;
             while (k < sizeof fields / sizeof fields[0] && strcmp(fields[k].name, key) != 0)
                 k++;
             if (k == sizeof fields / sizeof fields[0])
@@ -414,4 +418,160 @@ int hr_wsql_order(hr_wsql_t *w, const json_t *order_by, hr_err_t *err)
     if (rc) return rc;
     if (!has_seq) hr_buf_printf(&w->sql, "%sl.seq ASC", first ? "" : ", ");
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The same expression evaluated in C, on event objects already read (events_stream)          */
+
+/* -1 / 0 / 1 comparing the event's value ev with the filter's value v of the field's type;
+ * -1 when v is not of the type. */
+static int cmp_value(const json_t *ev, const json_t *v, int type, int *out)
+{
+    if (type == T_INT) {
+        int64_t a = json_integer_value(ev), b;
+        if (json_is_integer(v)) {
+            b = json_integer_value(v);
+        } else if (json_is_string(v)) {
+            char *end = NULL;
+            const char *s = json_string_value(v);
+            b = strtoll(s, &end, 10);
+            if (!*s || !end || *end) return -1;
+        } else {
+            return -1;
+        }
+        *out = a < b ? -1 : a > b;
+        return 0;
+    }
+    if (!json_is_string(v)) return -1;
+    const char *a = json_string_value(ev), *s = json_string_value(v);
+    if (!a) a = "";
+    if (type == T_UUID) {
+        if (!is_uuid(s)) return -1;
+        *out = strcasecmp(a, s) == 0 ? 0 : 1;
+        return 0;
+    }
+    if (type == T_TIME) {
+        int64_t us;
+        char buf[40];
+        if (parse_time(s, &us) != 0) return -1;
+        hr_format_rfc3339_us(us, buf, sizeof buf);
+        int c = strcmp(a, buf); /* herald's time text: text order is time order */
+        *out = c < 0 ? -1 : c > 0;
+        return 0;
+    }
+    *out = strcmp(a, s) == 0 ? 0 : 1;
+    return 0;
+}
+
+static int match_cmp(const json_t *ev, int type, const json_t *cmp, const char *path, hr_err_t *err)
+{
+    if (!json_is_object(cmp))
+        return hr_err_set(err, HR_EINVAL, "%s: expected an object of operators (_eq, _in, ...)",
+                          path);
+    const char *key;
+    const json_t *v;
+    int all = 1;
+    json_object_foreach((json_t *)cmp, key, v)
+    {
+        int c = 0, ok;
+        if (json_is_null(v)) continue;
+        int ordered = strcmp(key, "_gt") == 0 || strcmp(key, "_gte") == 0 ||
+                      strcmp(key, "_lt") == 0 || strcmp(key, "_lte") == 0;
+        if (ordered && type != T_INT && type != T_TIME)
+            return hr_err_set(err, HR_EINVAL,
+                              "%s.%s: ordering comparisons apply to seq and created_at only", path,
+                              key);
+        if (strcmp(key, "_in") == 0 || strcmp(key, "_nin") == 0) {
+            if (!json_is_array(v))
+                return hr_err_set(err, HR_EINVAL, "%s.%s: expected a list", path, key);
+            int found = 0;
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                if (cmp_value(ev, json_array_get(v, i), type, &c) != 0)
+                    return hr_err_set(err, HR_EINVAL, "%s.%s[%zu]: invalid value", path, key, i);
+                found |= c == 0;
+            }
+            ok = key[1] == 'i' ? found : !found;
+        } else if (ordered || strcmp(key, "_eq") == 0 || strcmp(key, "_neq") == 0) {
+            if (cmp_value(ev, v, type, &c) != 0)
+                return hr_err_set(err, HR_EINVAL, "%s.%s: invalid value", path, key);
+            ok = strcmp(key, "_eq") == 0    ? c == 0
+                 : strcmp(key, "_neq") == 0 ? c != 0
+                 : strcmp(key, "_gt") == 0  ? c > 0
+                 : strcmp(key, "_gte") == 0 ? c >= 0
+                 : strcmp(key, "_lt") == 0  ? c < 0
+                                            : c <= 0;
+        } else {
+            return hr_err_set(err, HR_EINVAL,
+                              "%s.%s: unknown operator (supported: _eq, _neq, _gt, _gte, _lt,"
+                              " _lte, _in, _nin)",
+                              path, key);
+        }
+        all &= ok;
+    }
+    return all;
+}
+
+static int match_at(const json_t *where, const json_t *event, const char *path, int depth,
+                    hr_err_t *err)
+{
+    if (depth > 16) return hr_err_set(err, HR_EINVAL, "%s: nested too deeply", path);
+    if (!where || json_is_null(where)) return 1;
+    if (!json_is_object(where)) return hr_err_set(err, HR_EINVAL, "%s: expected an object", path);
+    const char *key;
+    const json_t *v;
+    int all = 1;
+    json_object_foreach((json_t *)where, key, v)
+    {
+        char sub[256];
+        if (json_is_null(v)) continue;
+        snprintf(sub, sizeof sub, "%.190s.%.60s", path, key);
+        int r;
+        if (strcmp(key, "_and") == 0 || strcmp(key, "_or") == 0) {
+            int and = key[1] == 'a';
+            if (json_is_object(v)) {
+                r = match_at(v, event, sub, depth + 1, err);
+            } else if (!json_is_array(v)) {
+                return hr_err_set(err, HR_EINVAL, "%s: expected a list", sub);
+            } else {
+                r = and;
+                /* Every item is evaluated, so that an invalid one is reported whatever the
+                 * event. */
+                for (size_t i = 0; i < json_array_size(v); i++) {
+                    char item[300];
+                    snprintf(item, sizeof item, "%.250s[%zu]", sub, i);
+                    int x = match_at(json_array_get(v, i), event, item, depth + 1, err);
+                    if (x < 0) return x;
+                    r = and? r && x : r || x;
+                }
+            }
+        } else if (strcmp(key, "_not") == 0) {
+            r = match_at(v, event, sub, depth + 1, err);
+            if (r >= 0) r = !r;
+        } else if (strcmp(key, "deliveries") == 0) {
+            return hr_err_set(err, HR_EINVAL,
+                              "%s: delivery filters do not apply to a stream of new events"
+                              " (subscribe to event(id) to follow deliveries)",
+                              sub);
+        } else {
+            size_t k = 0;
+            while (k < sizeof fields / sizeof fields[0] && strcmp(fields[k].name, key) != 0)
+                k++;
+            if (k == sizeof fields / sizeof fields[0])
+                return hr_err_set(err, HR_EINVAL,
+                                  "%s: unknown field (events: seq, id, source, op, created_at,"
+                                  " _and, _or, _not)",
+                                  sub);
+            const char *member = strcmp(key, "created_at") == 0 ? "created_at" : key;
+            r = match_cmp(json_object_get(event, member), fields[k].type, v, sub, err);
+        }
+        if (r < 0) return r;
+        all &= r;
+    }
+    return all;
+}
+
+int hr_store_where_match(const json_t *where, const json_t *event, hr_err_t *err)
+{
+    hr_err_t local = {0};
+    return match_at(where, event, "where", 0, err ? err : &local);
 }
