@@ -177,6 +177,7 @@ static void group_join(hr_gqlhub_t *h, hr_gqlsub_t *s)
         g->key = s->key ? hr_xstrdup(s->key) : hr_xasprintf("#%p", (void *)s);
         g->next = h->groups;
         h->groups = g;
+        hr_log(HR_LOG_DEBUG, "msg=\"graphql: events_stream group made\" tail=%" PRId64, h->tail);
     }
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 4;

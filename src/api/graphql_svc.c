@@ -8,9 +8,10 @@
  * count becomes attempts_count and its attempts the list of that trigger's attempts.
  *
  * Sharing results. A subscription's results are executed and serialised once per group of
- * subscribers that sent the same document, operation name and variables: prepare remembers that
- * key per prepared subscription (pending_key_t, by operation) until subscribe takes the
- * operation; keys of operations never subscribed expire after PENDING_KEY_TTL_US. */
+ * subscribers that sent the same document, operation name and variables, the events_stream
+ * cursor aside (group_key): prepare remembers that key per prepared subscription (pending_key_t,
+ * by operation) until subscribe takes the operation; keys of operations never subscribed expire
+ * after PENDING_KEY_TTL_US. */
 #include "api/graphql_svc_int.h"
 
 #include <ctype.h>
@@ -574,6 +575,100 @@ static char *keys_take(hr_gqlsvc_t *svc, const hr_gql_op_t *op)
     return NULL;
 }
 
+/* The group key of an events_stream subscription. Subscribers at the tail share results
+ * whatever cursor they started from, so the cursor must stay out of the key: the key is the
+ * operation name, the document, the coerced root arguments without the cursor (where and
+ * batch_size, with their variables substituted), and the variables except those declared with
+ * a type that only a cursor or a where can use (bigint, the cursor inputs): such a variable can
+ * feed nothing else (GraphQL validation checks variable types), and where's values are in the
+ * root arguments. The declarations are read from the document's first operation; anything
+ * unexpected keeps every variable in the key (correct, only shared less). */
+static const char *skip_ignored(const char *p, const char *end)
+{
+    while (p < end) {
+        if (*p == '#') {
+            while (p < end && *p != '\n')
+                p++;
+        } else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') {
+            p++;
+        } else {
+            break;
+        }
+    }
+    return p;
+}
+
+static int name_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+static void drop_cursor_vars(const char *q, size_t len, json_t *vars)
+{
+    const char *p = q, *end = q + len;
+    p = skip_ignored(p, end);
+    if (end - p < 12 || strncmp(p, "subscription", 12) != 0) return;
+    p = skip_ignored(p + 12, end);
+    while (p < end && name_char(*p))
+        p++;
+    p = skip_ignored(p, end);
+    if (p >= end || *p != '(') return;
+    json_t *drop = json_array();
+    for (p = skip_ignored(p + 1, end); p < end && *p != ')'; p = skip_ignored(p, end)) {
+        if (*p != '$') goto out;
+        const char *name = ++p;
+        while (p < end && name_char(*p))
+            p++;
+        size_t nlen = (size_t)(p - name);
+        p = skip_ignored(p, end);
+        if (p >= end || *p != ':') goto out;
+        p = skip_ignored(p + 1, end);
+        while (p < end && *p == '[')
+            p = skip_ignored(p + 1, end);
+        const char *type = p;
+        while (p < end && name_char(*p))
+            p++;
+        size_t tlen = (size_t)(p - type);
+        while (p < end && (*p == ']' || *p == '!' || *p == ' ' || *p == '\t' || *p == '\n'))
+            p++;
+        p = skip_ignored(p, end);
+        if (p < end && (*p == '=' || *p == '@')) goto out; /* defaults, directives: keep all */
+        static const char *const cursor_types[] = {"bigint", "events_stream_cursor_input",
+                                                   "events_stream_cursor_value_input"};
+        for (size_t k = 0; k < sizeof cursor_types / sizeof cursor_types[0]; k++)
+            if (tlen == strlen(cursor_types[k]) && strncmp(type, cursor_types[k], tlen) == 0)
+                json_array_append_new(drop, json_stringn(name, nlen));
+    }
+    if (p >= end) goto out;
+    size_t i;
+    json_t *v;
+    json_array_foreach(drop, i, v) json_object_del(vars, json_string_value(v));
+out:
+    json_decref(drop);
+}
+
+static char *group_key(const hr_gql_op_t *op, const char *query, size_t len, json_t *variables,
+                       const char *operation_name)
+{
+    hr_gql_root_t root;
+    hr_gql_op_root(op, &root);
+    json_t *vars = json_is_object(variables) ? json_deep_copy(variables) : json_object();
+    json_t *args = json_is_object(root.args) ? json_deep_copy(root.args) : json_object();
+    if (strcmp(root.field, "events_stream") == 0) {
+        drop_cursor_vars(query, len, vars);
+        json_object_del(args, "cursor");
+    }
+    char *v = json_dumps(vars, JSON_COMPACT | JSON_SORT_KEYS);
+    char *a = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
+    char *key = hr_xasprintf("%s\n%s\n%s\n%.*s", operation_name ? operation_name : "", v ? v : "",
+                             a ? a : "", (int)len, query);
+    free(v);
+    free(a);
+    json_decref(vars);
+    json_decref(args);
+    return key;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The transport's entry points (graphql_int.h)                                               */
 
@@ -615,15 +710,12 @@ int hr_gqlsvc_prepare(hr_gqlsvc_t *svc, const char *query, size_t len, json_t *v
     keys_expire(svc, now);
     /* An address freed and reused: the newer operation's key wins. */
     free(keys_take(svc, *op));
-    char *vars = variables ? json_dumps(variables, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     pending_key_t *k = hr_xcalloc(1, sizeof *k);
     k->op = *op;
-    k->key = hr_xasprintf("%s\n%s\n%.*s", operation_name ? operation_name : "", vars ? vars : "",
-                          (int)len, query);
+    k->key = group_key(*op, query, len, variables, operation_name);
     k->at_us = now;
     k->next = svc->keys;
     svc->keys = k;
-    free(vars);
     return 0;
 }
 
