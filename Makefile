@@ -28,7 +28,7 @@ e2e-deps:
 	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 e2e: build-asan e2e-deps
-	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(ASAN_BUILD)/herald HERALD_CRON_DUMP=$(CURDIR)/$(ASAN_BUILD)/cron_dump npm test
+	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(ASAN_BUILD)/herald HERALD_CRON_DUMP=$(CURDIR)/$(ASAN_BUILD)/cron_dump HERALD_GQL_DUMP=$(CURDIR)/$(ASAN_BUILD)/gql_dump npm test
 
 test: unit e2e
 
