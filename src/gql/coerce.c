@@ -465,25 +465,40 @@ static void suggest_enum(const gql_stype_t *t, const char *name, char *buf, size
 
 /* ---- literals ---- */
 
+/* One walk serves two purposes. Coercing (execution, defaults): a literal becomes JSON and the
+ * first error stops the walk. Checking (validation): every error is reported, in the order and
+ * words of graphql-js's ValuesOfCorrectTypeRule, and variables are accepted as they are. */
 typedef struct lit {
     json_t *vars; /* coerced variables; NULL: none given */
-    int check;    /* validation: accept variables, build nothing */
-    char *msg;
+    int check;
+    hr_gql_lit_report_fn report; /* check mode */
+    void *ud;
+    int nerr;
+    char *msg; /* coerce mode: the error */
     size_t msgsz;
-    int line, col; /* where the error is */
 } lit_t;
 
-static int lfail(lit_t *l, const gql_value_t *v, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int lfail(lit_t *l, const gql_value_t *v, const char *fmt, ...)
+static int lfail(lit_t *l, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int lfail(lit_t *l, int line, int col, const char *fmt, ...)
 {
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(l->msg, l->msgsz, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    l->line = v->line;
-    l->col = v->col;
+    l->nerr++;
+    if (l->check) {
+        if (l->report) l->report(l->ud, line, col, buf);
+    } else {
+        snprintf(l->msg, l->msgsz, "%s", buf);
+    }
     return -1;
+}
+
+static json_t *number_or_null(double d)
+{
+    return isfinite(d) ? json_real(d) : json_null();
 }
 
 /* A custom scalar's literal, untyped (graphql-js valueFromASTUntyped). */
@@ -497,11 +512,11 @@ static json_t *untyped(const gql_value_t *v, json_t *vars)
     case V_INT: {
         errno = 0;
         long long x = strtoll(v->s, NULL, 10);
-        if (errno == ERANGE) return json_real(strtod(v->s, NULL));
+        if (errno == ERANGE) return number_or_null(strtod(v->s, NULL));
         return json_integer(x);
     }
     case V_FLOAT:
-        return json_real(strtod(v->s, NULL));
+        return number_or_null(strtod(v->s, NULL));
     case V_STRING:
         return json_stringn(v->s, v->len);
     case V_ENUM:
@@ -526,8 +541,11 @@ static json_t *untyped(const gql_value_t *v, json_t *vars)
     return json_null();
 }
 
-/* Returns 0 (and *out unless checking), 1 for a variable that was not given, -1 on error. */
-static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out)
+/* Coerces or checks v as type t; loc is the type the position expects as a whole (for "Expected
+ * value of type" messages, graphql-js names it). Returns 0 (and *out when coercing), 1 for a
+ * variable that was not given, -1 on error. */
+static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_value_t *v,
+               json_t **out)
 {
     char tb[256], pv[256];
     if (out) *out = NULL;
@@ -536,16 +554,16 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
         json_t *x = l->vars ? json_object_get(l->vars, v->s) : NULL;
         if (!x) return 1;
         if (t->kind == TY_NONNULL && json_is_null(x))
-            return lfail(l, v, "Expected non-nullable type \"%s\" not to be null.",
+            return lfail(l, v->line, v->col, "Expected non-nullable type \"%s\" not to be null.",
                          hr_gql_tref_str(t, tb, sizeof tb));
         *out = json_incref(x);
         return 0;
     }
     if (t->kind == TY_NONNULL) {
         if (v->kind == V_NULL)
-            return lfail(l, v, "Expected value of type \"%s\", found null.",
+            return lfail(l, v->line, v->col, "Expected value of type \"%s\", found null.",
                          hr_gql_tref_str(t, tb, sizeof tb));
-        return lit(l, t->of, v, out);
+        return lit(l, t->of, loc == t ? t->of : loc, v, out);
     }
     if (v->kind == V_NULL) {
         if (!l->check) *out = json_null();
@@ -553,8 +571,9 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
     }
     if (t->kind == TY_LIST) {
         if (v->kind != V_LIST) {
+            /* One value where a list is expected: a list of one. */
             json_t *item = NULL;
-            int rc = lit(l, t->of, v, l->check ? NULL : &item);
+            int rc = lit(l, t->of, loc, v, l->check ? NULL : &item);
             if (rc < 0) return rc;
             if (!l->check) {
                 *out = json_array();
@@ -563,10 +582,13 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
             return 0;
         }
         json_t *a = l->check ? NULL : json_array();
+        int bad = 0;
         for (const gql_value_t *i = v->items; i; i = i->next) {
             json_t *item = NULL;
-            int rc = lit(l, t->of, i, l->check ? NULL : &item);
+            int rc = lit(l, t->of, t->of, i, l->check ? NULL : &item);
             if (rc < 0) {
+                bad = 1;
+                if (l->check) continue;
                 json_decref(a);
                 return rc;
             }
@@ -574,7 +596,8 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
                 /* A list item's variable that was not given is null. */
                 if (t->of->kind == TY_NONNULL) {
                     json_decref(a);
-                    return lfail(l, i, "Expected non-nullable type \"%s\" not to be null.",
+                    return lfail(l, i->line, i->col,
+                                 "Expected non-nullable type \"%s\" not to be null.",
                                  hr_gql_tref_str(t->of, tb, sizeof tb));
                 }
                 item = json_null();
@@ -582,31 +605,60 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
             if (a) json_array_append_new(a, item);
         }
         if (!l->check) *out = a;
-        return 0;
+        return bad ? -1 : 0;
     }
     const gql_stype_t *ty = t->type;
     hr_gql_print_value(v, pv, sizeof pv);
     if (ty->kind == K_INPUT) {
         if (v->kind != V_OBJECT)
-            return lfail(l, v, "Expected value of type \"%s\", found %s.", ty->name, pv);
-        for (const gql_value_t *f = v->items; f; f = f->next)
-            if (!hr_gql_input_find(ty->inputs, ty->ninputs, f->name)) {
+            return lfail(l, v->line, v->col, "Expected value of type \"%s\", found %s.",
+                         hr_gql_tref_str(loc, tb, sizeof tb), pv);
+        int bad = 0;
+        /* Required fields first, then @oneOf, then each field (graphql-js's order). */
+        for (size_t i = 0; i < ty->ninputs && l->check; i++) {
+            const gql_sinput_t *fd = &ty->inputs[i];
+            const gql_value_t *f = v->items;
+            while (f && strcmp(f->name, fd->name) != 0)
+                f = f->next;
+            if (!f && fd->type->kind == TY_NONNULL && !fd->def)
+                bad = lfail(l, v->line, v->col,
+                            "Field \"%s.%s\" of required type \"%s\" was not provided.", ty->name,
+                            fd->name, hr_gql_tref_str(fd->type, tb, sizeof tb));
+        }
+        if (ty->oneof) {
+            size_t n = 0;
+            for (const gql_value_t *f = v->items; f; f = f->next)
+                n++;
+            if (n != 1)
+                return lfail(l, v->line, v->col,
+                             "OneOf Input Object \"%s\" must specify exactly one key.", ty->name);
+            if (v->items->kind == V_NULL)
+                return lfail(l, v->line, v->col, "Field \"%s.%s\" must be non-null.", ty->name,
+                             v->items->name);
+        }
+        /* Each field in the order written: unknown, or its value checked. */
+        for (const gql_value_t *f = v->items; f; f = f->next) {
+            const gql_sinput_t *fd = hr_gql_input_find(ty->inputs, ty->ninputs, f->name);
+            if (!fd) {
                 char sug[300];
                 suggest_inputs(ty, f->name, sug, sizeof sug);
-                l->line = f->name_line;
-                l->col = f->name_col;
-                snprintf(l->msg, l->msgsz, "Field \"%s\" is not defined by type \"%s\".%s", f->name,
-                         ty->name, sug);
-                return -1;
+                bad =
+                    lfail(l, f->name_line, f->name_col,
+                          "Field \"%s\" is not defined by type \"%s\".%s", f->name, ty->name, sug);
+                if (!l->check) return -1;
+            } else if (l->check && lit(l, fd->type, fd->type, f, NULL) < 0) {
+                bad = 1;
             }
-        json_t *o = l->check ? NULL : json_object();
+        }
+        if (l->check) return bad ? -1 : 0;
+        json_t *o = json_object();
         for (size_t i = 0; i < ty->ninputs; i++) {
             const gql_sinput_t *fd = &ty->inputs[i];
             const gql_value_t *f = v->items;
             while (f && strcmp(f->name, fd->name) != 0)
                 f = f->next;
             json_t *x = NULL;
-            int rc = f ? lit(l, fd->type, f, l->check ? NULL : &x) : 1;
+            int rc = f ? lit(l, fd->type, fd->type, f, &x) : 1;
             if (rc < 0) {
                 json_decref(o);
                 return rc;
@@ -617,53 +669,65 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
                 } else if (fd->type->kind == TY_NONNULL) {
                     json_decref(o);
                     if (f) /* a variable that was not given */
-                        return lfail(l, f, "Expected non-nullable type \"%s\" not to be null.",
+                        return lfail(l, f->line, f->col,
+                                     "Expected non-nullable type \"%s\" not to be null.",
                                      hr_gql_tref_str(fd->type, tb, sizeof tb));
-                    return lfail(l, v, "Field \"%s.%s\" of required type \"%s\" was not provided.",
+                    return lfail(l, v->line, v->col,
+                                 "Field \"%s.%s\" of required type \"%s\" was not provided.",
                                  ty->name, fd->name, hr_gql_tref_str(fd->type, tb, sizeof tb));
                 } else {
                     continue;
                 }
             }
-            if (o)
-                json_object_set_new(o, fd->name, x);
-            else
-                json_decref(x);
+            json_object_set_new(o, fd->name, x);
         }
-        if (!l->check) *out = o;
+        if (ty->oneof) {
+            /* Variables inside may have left no key, or a null one. */
+            json_t *only =
+                json_object_size(o) == 1 ? json_object_iter_value(json_object_iter(o)) : NULL;
+            if (!only || json_is_null(only)) {
+                json_decref(o);
+                return lfail(l, v->line, v->col,
+                             "Within OneOf Input Object \"%s\", exactly one field must be "
+                             "specified, and the value for that field must be non-null.",
+                             ty->name);
+            }
+        }
+        *out = o;
         return 0;
     }
     if (ty->kind == K_ENUM) {
         if (v->kind != V_ENUM) {
             char sug[300] = "";
             if (v->kind == V_STRING) suggest_enum(ty, v->s, sug, sizeof sug);
-            return lfail(l, v, "Enum \"%s\" cannot represent non-enum value: %s.%s", ty->name, pv,
-                         sug);
+            return lfail(l, v->line, v->col, "Enum \"%s\" cannot represent non-enum value: %s.%s",
+                         ty->name, pv, sug);
         }
         if (!hr_gql_enum_find(ty, v->s)) {
             char sug[300];
             suggest_enum(ty, v->s, sug, sizeof sug);
-            return lfail(l, v, "Value \"%s\" does not exist in \"%s\" enum.%s", v->s, ty->name,
-                         sug);
+            return lfail(l, v->line, v->col, "Value \"%s\" does not exist in \"%s\" enum.%s", v->s,
+                         ty->name, sug);
         }
         if (!l->check) *out = json_string(v->s);
         return 0;
     }
     switch (ty->scalar) {
     case SC_INT: {
-        if (v->kind != V_INT) return lfail(l, v, "Int cannot represent non-integer value: %s", pv);
+        if (v->kind != V_INT)
+            return lfail(l, v->line, v->col, "Int cannot represent non-integer value: %s", pv);
         errno = 0;
         long long x = strtoll(v->s, NULL, 10);
         if (errno == ERANGE || x > INT32_MAX || x < INT32_MIN)
-            return lfail(l, v, "Int cannot represent non 32-bit signed integer value: %s", v->s);
+            return lfail(l, v->line, v->col,
+                         "Int cannot represent non 32-bit signed integer value: %s", v->s);
         if (!l->check) *out = json_integer(x);
         return 0;
     }
     case SC_FLOAT:
-        if (v->kind != V_INT && v->kind != V_FLOAT)
-            return lfail(l, v, "Float cannot represent non numeric value: %s", pv);
-        if (!isfinite(strtod(v->s, NULL)))
-            return lfail(l, v, "Float cannot represent non numeric value: %s", pv);
+        /* graphql-js takes 1e400 as Infinity; JSON has no such number, so herald refuses it. */
+        if ((v->kind != V_INT && v->kind != V_FLOAT) || !isfinite(strtod(v->s, NULL)))
+            return lfail(l, v->line, v->col, "Float cannot represent non numeric value: %s", pv);
         if (!l->check) {
             double d = strtod(v->s, NULL);
             /* Keep integers integers, as JavaScript would print them. */
@@ -675,17 +739,19 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
         return 0;
     case SC_STRING:
         if (v->kind != V_STRING)
-            return lfail(l, v, "String cannot represent a non string value: %s", pv);
+            return lfail(l, v->line, v->col, "String cannot represent a non string value: %s", pv);
         if (!l->check) *out = json_stringn(v->s, v->len);
         return 0;
     case SC_BOOLEAN:
         if (v->kind != V_BOOL)
-            return lfail(l, v, "Boolean cannot represent a non boolean value: %s", pv);
+            return lfail(l, v->line, v->col, "Boolean cannot represent a non boolean value: %s",
+                         pv);
         if (!l->check) *out = json_boolean(v->b);
         return 0;
     case SC_ID:
         if (v->kind != V_STRING && v->kind != V_INT)
-            return lfail(l, v, "ID cannot represent a non-string and non-integer value: %s", pv);
+            return lfail(l, v->line, v->col,
+                         "ID cannot represent a non-string and non-integer value: %s", pv);
         if (!l->check) *out = json_stringn(v->s, v->kind == V_STRING ? v->len : strlen(v->s));
         return 0;
     case SC_CUSTOM:
@@ -698,21 +764,18 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_value_t *v, json_t **out
 int hr_gql_coerce_literal(const gql_tref_t *t, const gql_value_t *v, json_t *vars, json_t **out,
                           char *msg, size_t msgsz)
 {
-    lit_t l = {vars, 0, msg, msgsz, 0, 0};
-    int rc = lit(&l, t, v, out);
+    lit_t l = {.vars = vars, .msg = msg, .msgsz = msgsz};
+    int rc = lit(&l, t, t, v, out);
     if (rc == 1) *out = NULL; /* a variable not given: the caller decides */
     return rc < 0 ? -1 : 0;
 }
 
-const char *hr_gql_literal_check(const hr_gql_schema_t *s, const gql_tref_t *t,
-                                 const gql_value_t *v, int *line, int *col, char *msg, size_t msgsz)
+int hr_gql_literal_check(const gql_tref_t *t, const gql_value_t *v, hr_gql_lit_report_fn report,
+                         void *ud)
 {
-    (void)s;
-    lit_t l = {NULL, 1, msg, msgsz, 0, 0};
-    if (lit(&l, t, v, NULL) >= 0) return NULL;
-    if (line) *line = l.line;
-    if (col) *col = l.col;
-    return msg;
+    lit_t l = {.check = 1, .report = report, .ud = ud};
+    lit(&l, t, t, v, NULL);
+    return l.nerr;
 }
 
 /* ---- variables ---- */
@@ -816,6 +879,22 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
                 json_decref(o);
                 return jfail(c, in, "Field \"%s\" is not defined by type \"%s\".%s", k, ty->name,
                              sug);
+            }
+        }
+        if (ty->oneof) {
+            if (json_object_size(o) != 1) {
+                json_decref(o);
+                return jfail(c, in, "Exactly one key must be specified for OneOf type \"%s\".",
+                             ty->name);
+            }
+            json_object_foreach(o, k, m)
+            {
+                if (json_is_null(m)) {
+                    hr_buf_printf(&c->path, ".%s", k);
+                    jfail(c, json_null(), "Field \"%s\" must be non-null.", k);
+                    json_decref(o);
+                    return -1;
+                }
             }
         }
         *out = o;

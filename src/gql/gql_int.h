@@ -208,6 +208,7 @@ typedef struct gql_fragment {
     int used;                   /* validation: spread somewhere */
     int state;                  /* validation: cycle detection */
     unsigned visit;             /* validation: the last walk that entered it */
+    int lists;                  /* validation: introspection list depth (0 unknown, -1 busy) */
     const struct gql_stype *on; /* validation: the type condition's type */
     struct gql_fragment *next;
 } gql_fragment_t;
@@ -224,33 +225,6 @@ typedef struct gql_fdef {
     int line, col;
     struct gql_fdef *next;
 } gql_fdef_t;
-
-typedef enum gql_tdef_kind {
-    TD_OBJECT,
-    TD_INPUT,
-    TD_ENUM,
-    TD_SCALAR,
-    TD_SCHEMA,
-    TD_DIRECTIVE,
-} gql_tdef_kind_t;
-
-typedef struct gql_tdef {
-    gql_tdef_kind_t kind;
-    const char *name;
-    const char *desc;
-    gql_fdef_t *fields; /* fields, input fields, enum values, roots, a directive's arguments */
-    gql_directive_t *dirs;
-    unsigned locations; /* TD_DIRECTIVE: 1 << DL_* */
-    int repeatable;
-    int line, col;
-    struct gql_tdef *next;
-} gql_tdef_t;
-
-typedef struct gql_doc {
-    gql_operation_t *ops;
-    gql_fragment_t *frags;
-    gql_tdef_t *tdefs; /* SDL only */
-} gql_doc_t;
 
 /* Directive locations, in the order of the specification's __DirectiveLocation. */
 enum {
@@ -276,6 +250,35 @@ enum {
     DL_DIRECTIVE_DEFINITION,
     DL_COUNT
 };
+typedef enum gql_tdef_kind {
+    TD_OBJECT,
+    TD_INPUT,
+    TD_ENUM,
+    TD_SCALAR,
+    TD_SCHEMA,
+    TD_DIRECTIVE,
+} gql_tdef_kind_t;
+
+typedef struct gql_tdef {
+    gql_tdef_kind_t kind;
+    const char *name;
+    const char *desc;
+    gql_fdef_t *fields; /* fields, input fields, enum values, roots, a directive's arguments */
+    gql_directive_t *dirs;
+    unsigned locations;            /* TD_DIRECTIVE: 1 << DL_* */
+    unsigned char order[DL_COUNT]; /* TD_DIRECTIVE: the locations as written */
+    int nlocations;
+    int repeatable;
+    int line, col;
+    struct gql_tdef *next;
+} gql_tdef_t;
+
+typedef struct gql_doc {
+    gql_operation_t *ops;
+    gql_fragment_t *frags;
+    gql_tdef_t *tdefs; /* SDL only */
+} gql_doc_t;
+
 extern const char *const hr_gql_dl_names[DL_COUNT];
 
 /* Hard cap on the parser's recursion (selection sets, list and object values, list types). */
@@ -360,7 +363,9 @@ typedef struct gql_sdir {
     const char *desc;
     gql_sinput_t *args;
     size_t nargs;
-    unsigned locations;
+    unsigned locations;         /* 1 << DL_* */
+    const unsigned char *order; /* the locations as written */
+    int nlocations;
     int repeatable;
 } gql_sdir_t;
 
@@ -405,11 +410,12 @@ int hr_gql_coerce_literal(const gql_tref_t *t, const gql_value_t *v, json_t *var
  * form: 'Variable "$var" got invalid value … at "var.a[0]"; …'. */
 int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char *var, char *msg,
                        size_t msgsz);
-/* The error, for a literal, of the specification's "Values of Correct Type" rule (checks the
- * literal's shape; variables inside are accepted). NULL when valid; else a message in msg. */
-const char *hr_gql_literal_check(const hr_gql_schema_t *s, const gql_tref_t *t,
-                                 const gql_value_t *v, int *line, int *col, char *msg,
-                                 size_t msgsz);
+/* The specification's "Values of Correct Type" rule for a literal: every error is reported
+ * (message and position) through report; variables inside are accepted. Returns the number of
+ * errors. */
+typedef void (*hr_gql_lit_report_fn)(void *ud, int line, int col, const char *msg);
+int hr_gql_literal_check(const gql_tref_t *t, const gql_value_t *v, hr_gql_lit_report_fn report,
+                         void *ud);
 /* Prints a literal as graphql-js does (print()). */
 void hr_gql_print_value(const gql_value_t *v, char *buf, size_t n);
 /* Prints a coerced JSON value as a GraphQL literal of type t (graphql-js astFromValue + print);

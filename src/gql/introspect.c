@@ -295,9 +295,8 @@ static json_t *schema_member(const hr_gql_schema_t *s, const char *field)
         for (size_t i = 0; i < s->ndirs; i++) {
             const gql_sdir_t *d = &s->dirs[i];
             json_t *locs = json_array();
-            for (int k = 0; k < DL_COUNT; k++)
-                if (d->locations & (1u << k))
-                    json_array_append_new(locs, json_string(hr_gql_dl_names[k]));
+            for (int k = 0; k < d->nlocations; k++)
+                json_array_append_new(locs, json_string(hr_gql_dl_names[d->order[k]]));
             json_array_append_new(a, json_pack("{s:s,s:o,s:b,s:o,s:o}", "name", d->name,
                                                "description", str_or_null(d->desc), "isRepeatable",
                                                d->repeatable, "locations", locs, "args",

@@ -334,10 +334,6 @@ static int read_string(gql_lexer_t *lx, size_t start, gql_token_t *tok)
             pos += used;
             continue;
         }
-        if (c < 0x20 && c != '\t') {
-            rc = fail(lx, pos, "Invalid character within String: U+%04X.", (unsigned)c);
-            goto out;
-        }
         uint32_t cp;
         int n = utf8_decode((const unsigned char *)lx->src + pos, lx->len - pos, &cp);
         if (!n) {
@@ -433,10 +429,6 @@ static int read_block_string(gql_lexer_t *lx, size_t start, gql_token_t *tok)
             hr_buf_append(&raw, "\"\"\"", 3);
             pos += 4;
             continue;
-        }
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-            rc = fail(lx, pos, "Invalid character within String: U+%04X.", (unsigned)c);
-            goto out;
         }
         uint32_t cp;
         int n = utf8_decode((const unsigned char *)lx->src + pos, lx->len - pos, &cp);

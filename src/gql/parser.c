@@ -331,6 +331,7 @@ static gql_directive_t *directives(parser_t *p, int is_const)
 }
 
 static gql_sel_t *selection_set(parser_t *p);
+static const char *description(parser_t *p);
 
 static gql_sel_t *selection(parser_t *p)
 {
@@ -395,6 +396,7 @@ static gql_vardef_t *variable_definitions(parser_t *p)
         gql_vardef_t *v = hr_gql_alloc(p->a, sizeof *v);
         v->line = p->tok.line;
         v->col = p->tok.col;
+        description(p); /* graphql-js 16.12+: variables may have descriptions */
         expect(p, TK_DOLLAR);
         v->name = name(p, NULL, NULL);
         expect(p, TK_COLON);
@@ -594,6 +596,7 @@ static gql_tdef_t *type_system_def(parser_t *p, const char *desc)
             for (k = 0; k < DL_COUNT; k++)
                 if (strcmp(loc, hr_gql_dl_names[k]) == 0) break;
             if (k == DL_COUNT) die(p, l, c, 0, "Syntax Error: Unexpected Name \"%s\".", loc);
+            if (!(t->locations & (1u << k))) t->order[t->nlocations++] = (unsigned char)k;
             t->locations |= 1u << k;
         } while (skip(p, TK_PIPE));
     } else {
@@ -630,15 +633,19 @@ static void definition(parser_t *p, gql_doc_t *doc, gql_operation_t ***otail,
                 "Syntax Error: Unexpected description, descriptions are not supported on "
                 "shorthand queries.");
     }
+    /* A definition with a description starts at its description, as in graphql-js. */
     if (peek_type_system(p)) {
         **ttail = type_system_def(p, desc);
+        if (desc) (**ttail)->line = dline, (**ttail)->col = dcol;
         *ttail = &(**ttail)->next;
     } else if (peek_kind(p, TK_LBRACE) || peek_keyword(p, "query") || peek_keyword(p, "mutation") ||
                peek_keyword(p, "subscription")) {
         **otail = operation(p);
+        if (desc) (**otail)->line = dline, (**otail)->col = dcol;
         *otail = &(**otail)->next;
     } else if (peek_keyword(p, "fragment")) {
         **ftail = fragment(p);
+        if (desc) (**ftail)->line = dline, (**ftail)->col = dcol;
         *ftail = &(**ftail)->next;
     } else if (desc && p->tok.kind == TK_NAME) {
         die(p, dline, dcol, 0,

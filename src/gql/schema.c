@@ -257,6 +257,20 @@ static int input_values(build_t *b, const gql_fdef_t *defs, gql_sinput_t **out, 
     return 0;
 }
 
+typedef struct first_error {
+    char *msg;
+    size_t n;
+    int seen;
+} first_error_t;
+
+static void first_error(void *ud, int line, int col, const char *msg)
+{
+    first_error_t *fe = ud;
+    (void)line;
+    (void)col;
+    if (!fe->seen++) snprintf(fe->msg, fe->n, "%s", msg);
+}
+
 /* Coerces the defaults once every type is known (an input's default may name enum values of
  * a type defined later). */
 static int defaults(build_t *b, const gql_fdef_t *defs, gql_sinput_t *v, const char *owner)
@@ -266,7 +280,8 @@ static int defaults(build_t *b, const gql_fdef_t *defs, gql_sinput_t *v, const c
         if (!f->defval) continue;
         char msg[512];
         json_t *j = NULL;
-        if (hr_gql_literal_check(b->s, v[i].type, f->defval, NULL, NULL, msg, sizeof msg) ||
+        first_error_t fe = {msg, sizeof msg, 0};
+        if (hr_gql_literal_check(v[i].type, f->defval, first_error, &fe) ||
             hr_gql_coerce_literal(v[i].type, f->defval, NULL, &j, msg, sizeof msg))
             return hr_err_set(b->err, HR_EINVAL, "schema:%d:%d: %s(%s:): default value: %s",
                               f->defval->line, f->defval->col, owner, f->name, msg);
@@ -336,6 +351,8 @@ static int add_directives(build_t *b, const gql_doc_t *doc)
         d->name = t->name;
         d->desc = t->desc;
         d->locations = t->locations;
+        d->order = t->order;
+        d->nlocations = t->nlocations;
         d->repeatable = t->repeatable;
         char where[300];
         snprintf(where, sizeof where, "@%s", t->name);

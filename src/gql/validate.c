@@ -27,8 +27,9 @@
 
 typedef struct usage {
     const char *name;
-    const gql_tref_t *type; /* expected where used; NULL when unknown */
-    int has_default;        /* the position has a default value */
+    const gql_tref_t *type;   /* expected where used; NULL when unknown */
+    int has_default;          /* the position has a default value */
+    const gql_stype_t *oneof; /* the @oneOf input object whose field this is, or NULL */
     int line, col;
 } usage_t;
 
@@ -99,13 +100,15 @@ static void unique_input_fields(vctx_t *v, const gql_value_t *val)
     }
 }
 
+static void value_error(void *ud, int line, int col, const char *msg)
+{
+    verr(ud, line, col, "%s", msg);
+}
+
 static void check_value(vctx_t *v, const gql_tref_t *t, const gql_value_t *val)
 {
-    char msg[1024];
-    int line = val->line, col = val->col;
     unique_input_fields(v, val);
-    if (t && hr_gql_literal_check(v->s, t, val, &line, &col, msg, sizeof msg))
-        verr(v, line, col, "%s", msg);
+    if (t) hr_gql_literal_check(t, val, value_error, v);
 }
 
 /* ---- arguments and directives ---- */
@@ -197,9 +200,41 @@ static void unknown_type(vctx_t *v, const char *name, int line, int col)
 
 static void selections(vctx_t *v, gql_sel_t *sels, const gql_stype_t *parent);
 
+/* graphql-js's MaxIntrospectionDepthRule: below __schema or __type, no path may nest three of
+ * the list fields fields, interfaces, possibleTypes and inputFields (fragments followed). This
+ * returns the most such fields on one path below sels. */
+static int intro_lists(vctx_t *v, const gql_sel_t *sels, int depth)
+{
+    int most = 0;
+    for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
+        int n = 0;
+        if (depth > GQL_MAX_NESTING) break;
+        if (sel->kind == SEL_SPREAD) {
+            gql_fragment_t *f = frag_find(v->doc, sel->name);
+            if (!f || f->lists < 0) continue; /* unknown, or a cycle (reported elsewhere) */
+            if (f->lists == 0) {
+                f->lists = -1;
+                f->lists = 1 + intro_lists(v, f->sels, depth + 1);
+            }
+            n = f->lists - 1;
+        } else {
+            if (sel->kind == SEL_FIELD &&
+                (strcmp(sel->name, "fields") == 0 || strcmp(sel->name, "interfaces") == 0 ||
+                 strcmp(sel->name, "possibleTypes") == 0 || strcmp(sel->name, "inputFields") == 0))
+                n = 1;
+            n += intro_lists(v, sel->sels, depth + 1);
+        }
+        if (n > most) most = n;
+    }
+    return most;
+}
+
 static void field(vctx_t *v, gql_sel_t *sel, const gql_stype_t *parent)
 {
     check_dirs(v, sel->dirs, DL_FIELD);
+    if ((strcmp(sel->name, "__schema") == 0 || strcmp(sel->name, "__type") == 0) &&
+        intro_lists(v, sel->sels, 0) >= 3)
+        verr(v, sel->line, sel->col, "Maximum introspection depth exceeded");
     const gql_sfield_t *f = hr_gql_field_find(v->s, parent, sel->name);
     if (!f) {
         const char **opts = malloc((parent->nfields + 1) * sizeof *opts);
@@ -283,32 +318,36 @@ static void selections(vctx_t *v, gql_sel_t *sels, const gql_stype_t *parent)
 
 /* ---- variables ---- */
 
-static void use(vctx_t *v, const char *name, const gql_tref_t *t, int has_default, int line,
-                int col)
+static void use(vctx_t *v, const char *name, const gql_tref_t *t, int has_default,
+                const gql_stype_t *oneof, int line, int col)
 {
     if (v->nuses == v->capuses) {
         v->capuses = v->capuses ? v->capuses * 2 : 16;
         v->uses = hr_xrealloc(v->uses, v->capuses * sizeof *v->uses);
     }
-    v->uses[v->nuses++] = (usage_t){name, t, has_default, line, col};
+    v->uses[v->nuses++] = (usage_t){name, t, has_default, oneof, line, col};
 }
 
-static void value_uses(vctx_t *v, const gql_value_t *val, const gql_tref_t *t, int has_default)
+static void value_uses(vctx_t *v, const gql_value_t *val, const gql_tref_t *t, int has_default,
+                       const gql_stype_t *oneof)
 {
     if (val->kind == V_VAR) {
-        use(v, val->s, t, has_default, val->line, val->col);
+        use(v, val->s, t, has_default, oneof, val->line, val->col);
         return;
     }
     const gql_tref_t *u = t && t->kind == TY_NONNULL ? t->of : t;
     if (val->kind == V_LIST) {
         for (const gql_value_t *i = val->items; i; i = i->next)
-            value_uses(v, i, u && u->kind == TY_LIST ? u->of : NULL, 0);
+            value_uses(v, i, u && u->kind == TY_LIST ? u->of : NULL, 0, NULL);
     } else if (val->kind == V_OBJECT) {
         const gql_stype_t *in =
             u && u->kind == TY_NAMED && u->type->kind == K_INPUT ? u->type : NULL;
         for (const gql_value_t *i = val->items; i; i = i->next) {
             const gql_sinput_t *d = in ? hr_gql_input_find(in->inputs, in->ninputs, i->name) : NULL;
-            value_uses(v, i, d ? d->type : NULL, d && d->def);
+            /* graphql-js looks at the object's type as the position has it: a @oneOf type
+             * behind a non-null wrapper escapes this rule there. */
+            int is_oneof = in && in->oneof && t && t->kind == TY_NAMED;
+            value_uses(v, i, d ? d->type : NULL, d && d->def, is_oneof ? in : NULL);
         }
     }
 }
@@ -317,7 +356,7 @@ static void args_uses(vctx_t *v, const gql_arg_t *args, const gql_sinput_t *defs
 {
     for (const gql_arg_t *a = args; a; a = a->next) {
         const gql_sinput_t *d = hr_gql_input_find(defs, ndefs, a->name);
-        value_uses(v, a->value, d ? d->type : NULL, d && d->def);
+        value_uses(v, a->value, d ? d->type : NULL, d && d->def, NULL);
     }
 }
 
@@ -408,19 +447,26 @@ static void operation_vars(vctx_t *v, gql_operation_t *op)
         for (gql_vardef_t *e = d; e; e = e->next)
             if (strcmp(e->name, d->name) == 0) e->used = 1;
         gql_tref_t *vt = hr_gql_tref_resolve(v->s, v->a, d->type);
-        if (!vt || !u->type || !hr_gql_is_input(hr_gql_tref_named(vt))) continue;
-        int ok;
-        if (u->type->kind == TY_NONNULL && vt->kind != TY_NONNULL) {
+        if (!vt) continue;
+        int ok = 1;
+        if (u->type && u->type->kind == TY_NONNULL && vt->kind != TY_NONNULL) {
             int var_default = d->defval && d->defval->kind != V_NULL;
             ok = (var_default || u->has_default) && subtype(vt, u->type->of);
-        } else {
+        } else if (u->type) {
             ok = subtype(vt, u->type);
         }
+        char a[256], b[256];
         if (!ok) {
-            char a[256], b[256];
             verr(v, d->line, d->col,
                  "Variable \"$%s\" of type \"%s\" used in position expecting type \"%s\".", d->name,
                  hr_gql_tref_str(vt, a, sizeof a), hr_gql_tref_str(u->type, b, sizeof b));
+            vloc(v, u->line, u->col);
+        }
+        if (u->oneof && vt->kind != TY_NONNULL) {
+            verr(v, d->line, d->col,
+                 "Variable \"$%s\" is of type \"%s\" but must be non-nullable to be used for "
+                 "OneOf Input Object \"%s\".",
+                 d->name, hr_gql_tref_str(vt, a, sizeof a), u->oneof->name);
             vloc(v, u->line, u->col);
         }
     }

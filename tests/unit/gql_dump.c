@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         if (n <= 1) continue;
         json_error_t je;
-        json_t *req = json_loadb(line, (size_t)n, 0, &je);
+        json_t *req = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je);
         if (!req) {
             json_t *o = json_pack("{s:s}", "input_error", je.text);
             print(o);

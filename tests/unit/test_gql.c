@@ -220,6 +220,7 @@ static const hr_gql_resolver_t resolvers[] = {
     {"Query", "nullableItems", r_const},
     {"Query", "old", r_const},
     {"Query", "trigger", r_trigger},
+    {"Query", "pick", r_echo},
     {"Trigger", "events", r_trigger_events},
     {"Event", "attempts", r_attempts},
     {"Event", "next", r_next},
