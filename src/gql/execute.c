@@ -43,6 +43,13 @@ typedef struct groups {
     size_t nseen, capseen;
 } groups_t;
 
+static void error_at(exec_t *ex, int line, int col, const char *code, const char *msg)
+{
+    hr_gql_error_add(ex->errors, line, col, code, "%s", msg);
+    json_t *e = json_array_get(ex->errors, json_array_size(ex->errors) - 1);
+    json_object_set_new(e, "path", json_deep_copy(ex->path));
+}
+
 static void field_error(exec_t *ex, const gql_sel_t *sel, const char *code, const char *msg)
 {
     hr_gql_error_add(ex->errors, sel->line, sel->col, code, "%s", msg);
@@ -70,16 +77,18 @@ int hr_gql_included(const gql_directive_t *dirs, json_t *vars)
 }
 
 json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg_t *args,
-                           json_t *vars, char *msg, size_t msgsz)
+                           json_t *vars, char *msg, size_t msgsz, const gql_value_t **at)
 {
     json_t *out = json_object();
     char tb[256];
+    *at = NULL;
     for (size_t i = 0; i < ndefs; i++) {
         const gql_sinput_t *d = &defs[i];
         const gql_arg_t *a = args;
         while (a && strcmp(a->name, d->name) != 0)
             a = a->next;
         int nonnull = d->type->kind == TY_NONNULL;
+        if (a) *at = a->value;
         if (a && a->value->kind == V_VAR && !json_object_get(vars, a->value->s)) {
             if (!d->def && nonnull) {
                 snprintf(msg, msgsz,
@@ -91,6 +100,7 @@ json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg
             a = NULL; /* as if not given */
         }
         if (!a) {
+            *at = NULL;
             if (d->def) {
                 json_object_set(out, d->name, d->def);
             } else if (nonnull) {
@@ -282,9 +292,11 @@ static int execute_field(exec_t *ex, const gql_stype_t *parent_type, const group
         *out = json_string(parent_type->name);
         return 0;
     }
-    json_t *args = hr_gql_coerce_args(f->args, f->nargs, sel->args, ex->op->vars, msg, sizeof msg);
+    const gql_value_t *at;
+    json_t *args =
+        hr_gql_coerce_args(f->args, f->nargs, sel->args, ex->op->vars, msg, sizeof msg, &at);
     if (!args) {
-        field_error(ex, sel, GQL_BAD_INPUT, msg);
+        error_at(ex, at ? at->line : sel->line, at ? at->col : sel->col, GQL_BAD_INPUT, msg);
         goto failed;
     }
     if (is_root && ex->root_given) {

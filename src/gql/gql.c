@@ -122,15 +122,17 @@ static int coerce_variables(hr_gql_op_t *op, json_t *given, json_t *errors)
     return nerr;
 }
 
-/* The first root field that @skip/@include keep. */
-static const gql_sel_t *first_field(const gql_sel_t *sels, json_t *vars, int depth)
+/* The first root field that @skip/@include keep; *budget bounds the search (fragments spread
+ * many times over, every field skipped). */
+static const gql_sel_t *first_field(const gql_sel_t *sels, json_t *vars, int depth, long *budget)
 {
     for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
+        if (--*budget < 0) return NULL;
         if (!hr_gql_included(sel->dirs, vars)) continue;
         if (sel->kind == SEL_FIELD) return sel;
         if (depth > GQL_MAX_NESTING) continue;
         const gql_sel_t *sub = sel->kind == SEL_INLINE ? sel->sels : sel->frag->sels;
-        const gql_sel_t *f = first_field(sub, vars, depth + 1);
+        const gql_sel_t *f = first_field(sub, vars, depth + 1, budget);
         if (f) return f;
     }
     return NULL;
@@ -193,17 +195,26 @@ int hr_gql_prepare(const hr_gql_schema_t *schema, const hr_gql_limits_t *limits,
     }
     if (coerce_variables(op, variables, errs)) goto fail;
     {
-        const gql_sel_t *f = first_field(op->op->sels, op->vars, 0);
+        long budget = 100000;
+        const gql_sel_t *f = first_field(op->op->sels, op->vars, 0, &budget);
         if (f) {
             char msg[1024];
+            const gql_value_t *at;
             op->root_field = f->def->name;
             op->root_alias = f->alias ? f->alias : f->name;
-            op->root_args =
-                hr_gql_coerce_args(f->def->args, f->def->nargs, f->args, op->vars, msg, sizeof msg);
+            op->root_args = hr_gql_coerce_args(f->def->args, f->def->nargs, f->args, op->vars, msg,
+                                               sizeof msg, &at);
             if (!op->root_args && op->op->kind == HR_GQL_SUBSCRIPTION) {
-                hr_gql_error_add(errs, f->line, f->col, GQL_BAD_INPUT, "%s", msg);
+                hr_gql_error_add(errs, at ? at->line : f->line, at ? at->col : f->col,
+                                 GQL_BAD_INPUT, "%s", msg);
                 goto fail;
             }
+        } else if (op->op->kind == HR_GQL_SUBSCRIPTION) {
+            /* Nothing to subscribe to: @skip/@include left no root field. */
+            hr_gql_error_add(errs, op->op->line, op->op->col, GQL_BAD_INPUT,
+                             "The subscription selects no root field (@skip or @include left "
+                             "none).");
+            goto fail;
         }
     }
     json_decref(errs);

@@ -25,7 +25,25 @@
  * says; the other fields still resolve.
  *
  * Memory: each prepared operation owns one arena (the AST, names, the coerced variables' keys)
- * freed at once by hr_gql_op_free. The engine never keeps a pointer into the caller's text. */
+ * freed at once by hr_gql_op_free. The engine never keeps a pointer into the caller's text.
+ *
+ * Details (the files of src/gql/ say how):
+ *   - Messages are graphql-js 16's wherever graphql-js has one (tests/e2e/suites/gql_engine.test.js
+ *     compares them). Locations are 1-based; a column counts Unicode code points (graphql-js
+ *     counts UTF-16 units: they differ only after a character outside the BMP on the line).
+ *   - Codes beyond the list above: an unknown or missing operationName and bad variables are
+ *     BAD_USER_INPUT; at execution, an argument that does not coerce (a variable's null in a
+ *     non-null argument) is BAD_USER_INPUT on that field, and a value a resolver returned that
+ *     does not fit its type (Int out of range, unknown enum value, null for non-null) INTERNAL.
+ *   - Caps: max_depth counts the fields on a path (a root field is 1; fragments expanded, inline
+ *     fragments add nothing); inside __schema and __type fields may nest 8 deeper (the standard
+ *     introspection query needs 14). max_selections counts fields, fragments expanded,
+ *     @skip/@include not applied. The parser's recursion is capped at 256 levels whatever the
+ *     limits (LIMIT_EXCEEDED, HR_E2BIG).
+ *   - The SDL subset has no interfaces, unions or extensions. Directives declared in the SDL are
+ *     known to validation but do nothing at execution.
+ *   - A Float literal beyond a double is refused (graphql-js takes it as Infinity).
+ *   - hr_gql_execute on a subscription runs it once like a query (its root resolver is called). */
 #ifndef HR_GQL_H
 #define HR_GQL_H
 
@@ -100,7 +118,11 @@ typedef struct hr_gql_root {
     json_t *args;      /* coerced arguments with defaults */
 } hr_gql_root_t;
 
-/* Fills *root for a subscription (and for queries and mutations: their first root field). */
+/* Fills *root for a subscription (and for queries and mutations: their first root field).
+ * Root fields left out by @skip/@include do not count. A subscription always has one with
+ * coerced args (hr_gql_prepare refuses it otherwise); for a query or mutation field and alias
+ * are NULL when @skip/@include left no root field, and args NULL when they do not coerce
+ * (hr_gql_execute then reports it). */
 void hr_gql_op_root(const hr_gql_op_t *op, hr_gql_root_t *root);
 
 /* Executes a query or mutation: root fields through their resolvers (a mutation's one after the

@@ -451,9 +451,10 @@ struct hr_gql_op {
  * otherwise root_value (may be NULL) is the parent value of the root fields. */
 json_t *hr_gql_exec(const hr_gql_op_t *op, void *ctx, json_t *root_value, int root_given);
 /* graphql-js's CoerceArgumentValues: the arguments of a field or directive as a new JSON
- * object (defaults filled in), or NULL with a message. */
+ * object (defaults filled in), or NULL with a message and, in *at, the argument's value the
+ * error is about (NULL: a missing argument, the field's place). */
 json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg_t *args,
-                           json_t *vars, char *msg, size_t msgsz);
+                           json_t *vars, char *msg, size_t msgsz, const gql_value_t **at);
 /* @skip and @include, with the coerced variables. */
 int hr_gql_included(const gql_directive_t *dirs, json_t *vars);
 

@@ -445,6 +445,56 @@ static void test_schema_errors(void **state)
     hr_gql_op_free(NULL);
 }
 
+/* hr_gql_op_root for queries: the first root field left by @skip/@include, its arguments
+ * NULL when they do not coerce. */
+static void test_op_root(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *query, *vars, *field, *alias, *args;
+    } cases[] = {
+        {"{ hello }", NULL, "hello", "hello", "{\"name\":\"world\"}"},
+        {"query Q { a: hello @skip(if: true) b: events(limit: 2) { id } }", NULL, "events", "b",
+         "{\"limit\":2}"},
+        {"{ ... on Query { ...F } } fragment F on Query { e: event(id: 5) { id } }", NULL, "event",
+         "e", "{\"id\":\"5\"}"},
+        {"{ hello @skip(if: true) }", NULL, NULL, NULL, NULL},
+        {"query ($id: ID = 1) { event(id: $id) { id } }", "{\"id\":null}", "event", "event", NULL},
+        {"mutation { log(msg: \"m\") }", NULL, "log", "log", "{\"msg\":\"m\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        hr_gql_op_t *op;
+        json_t *errors;
+        json_t *vars = cases[i].vars ? json_loads(cases[i].vars, 0, NULL) : NULL;
+        if (hr_gql_prepare(schema, NULL, cases[i].query, strlen(cases[i].query), vars, NULL, &op,
+                           &errors))
+            fail_msg("%s: refused", cases[i].query);
+        hr_gql_root_t r;
+        hr_gql_op_root(op, &r);
+        if (cases[i].field) {
+            assert_non_null(r.field);
+            assert_string_equal(r.field, cases[i].field);
+            assert_string_equal(r.alias, cases[i].alias);
+        } else {
+            assert_null(r.field);
+            assert_null(r.alias);
+        }
+        if (cases[i].args) {
+            char *got = dump(r.args);
+            assert_string_equal(got, cases[i].args);
+            free(got);
+        } else {
+            assert_null(r.args);
+        }
+        if (strstr(cases[i].query, "query Q"))
+            assert_string_equal(hr_gql_op_name(op), "Q");
+        else
+            assert_null(hr_gql_op_name(op));
+        hr_gql_op_free(op);
+        json_decref(vars);
+    }
+}
+
 /* ---- hostile documents ---- */
 
 static json_t *prepare_errors(const char *text, size_t len, int *rc)
@@ -706,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_introspection), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_schema_errors), cmocka_unit_test(test_deep),
         cmocka_unit_test(test_bytes),         cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_op_root),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
