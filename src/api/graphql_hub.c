@@ -465,6 +465,7 @@ static void refresh_events(hr_gqlhub_t *h)
                 continue;
             }
             json_object_set_new(cache, s->event_id, e ? e : json_null());
+            e = json_object_get(cache, s->event_id);
         }
         if (json_is_null(e)) continue; /* not there yet: nothing is pushed (docs/graphql.md) */
         s->found = 1;
