@@ -640,8 +640,8 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
         for (const gql_value_t *f = v->items; f; f = f->next) {
             const gql_sinput_t *fd = hr_gql_input_find(ty->inputs, ty->ninputs, f->name);
             if (!fd) {
-                char sug[300];
-                suggest_inputs(ty, f->name, sug, sizeof sug);
+                char sug[300] = "";
+                if (l->nerr < 100) suggest_inputs(ty, f->name, sug, sizeof sug);
                 bad =
                     lfail(l, f->name_line, f->name_col,
                           "Field \"%s\" is not defined by type \"%s\".%s", f->name, ty->name, sug);
@@ -699,13 +699,13 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     if (ty->kind == K_ENUM) {
         if (v->kind != V_ENUM) {
             char sug[300] = "";
-            if (v->kind == V_STRING) suggest_enum(ty, v->s, sug, sizeof sug);
+            if (v->kind == V_STRING && l->nerr < 100) suggest_enum(ty, v->s, sug, sizeof sug);
             return lfail(l, v->line, v->col, "Enum \"%s\" cannot represent non-enum value: %s.%s",
                          ty->name, pv, sug);
         }
         if (!hr_gql_enum_find(ty, v->s)) {
-            char sug[300];
-            suggest_enum(ty, v->s, sug, sizeof sug);
+            char sug[300] = "";
+            if (l->nerr < 100) suggest_enum(ty, v->s, sug, sizeof sug);
             return lfail(l, v->line, v->col, "Value \"%s\" does not exist in \"%s\" enum.%s", v->s,
                          ty->name, sug);
         }

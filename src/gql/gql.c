@@ -46,9 +46,14 @@ void hr_gql_error_add(json_t *errors, int line, int col, const char *code, const
     json_array_append_new(errors, e);
 }
 
+/* Selections visited with fragments expanded (spreads and inline fragments included): bounds
+ * the walk below when fragments fan out and max_selections is large. */
+#define MAX_EXPANSION 1000000
+
 typedef struct caps {
     size_t max_selections, nsel;
     int max_depth;
+    long work;
     json_t *errors;
 } caps_t;
 
@@ -56,6 +61,11 @@ typedef struct caps {
 static int count(caps_t *c, const gql_sel_t *sels, int depth, int introspection)
 {
     for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
+        if (++c->work > MAX_EXPANSION) {
+            hr_gql_error_add(c->errors, sel->line, sel->col, GQL_LIMIT,
+                             "The operation expands to more than %d selections.", MAX_EXPANSION);
+            return -1;
+        }
         if (sel->kind == SEL_FIELD) {
             if (++c->nsel > c->max_selections) {
                 hr_gql_error_add(c->errors, sel->line, sel->col, GQL_LIMIT,
@@ -187,7 +197,7 @@ int hr_gql_prepare(const hr_gql_schema_t *schema, const hr_gql_limits_t *limits,
         }
     }
     {
-        caps_t c = {lim.max_selections, 0, lim.max_depth, errs};
+        caps_t c = {lim.max_selections, 0, lim.max_depth, 0, errs};
         if (count(&c, op->op->sels, 1, 0)) {
             rc = HR_E2BIG;
             goto fail;

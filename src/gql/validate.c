@@ -66,6 +66,12 @@ static void verr(vctx_t *v, int line, int col, const char *fmt, ...)
     v->nerr++;
 }
 
+/* No more errors will be kept: skip the costly part of reporting them (suggestions). */
+static int full(const vctx_t *v)
+{
+    return v->stopped || v->nerr >= MAX_ERRORS;
+}
+
 /* Adds a location to the error just reported. */
 static void vloc(vctx_t *v, int line, int col)
 {
@@ -108,7 +114,7 @@ static void value_error(void *ud, int line, int col, const char *msg)
 static void check_value(vctx_t *v, const gql_tref_t *t, const gql_value_t *val)
 {
     unique_input_fields(v, val);
-    if (t) hr_gql_literal_check(t, val, value_error, v);
+    if (t && !full(v)) hr_gql_literal_check(t, val, value_error, v);
 }
 
 /* ---- arguments and directives ---- */
@@ -128,8 +134,8 @@ static void check_args(vctx_t *v, const gql_arg_t *args, const gql_sinput_t *def
             const char **opts = malloc((ndefs + 1) * sizeof *opts);
             for (size_t i = 0; i < ndefs; i++)
                 opts[i] = defs[i].name;
-            char sug[300];
-            hr_gql_suggest(NULL, a->name, opts, ndefs, sug, sizeof sug);
+            char sug[300] = "";
+            if (!full(v)) hr_gql_suggest(NULL, a->name, opts, ndefs, sug, sizeof sug);
             free(opts);
             verr(v, a->line, a->col, "Unknown argument \"%s\" on %s \"%s\".%s", a->name,
                  is_dir ? "directive" : "field", owner, sug);
@@ -192,8 +198,8 @@ static void unknown_type(vctx_t *v, const char *name, int line, int col)
     const char **opts = malloc((v->s->ntypes + 1) * sizeof *opts);
     for (size_t i = 0; i < v->s->ntypes; i++)
         opts[i] = v->s->types[i]->name;
-    char sug[300];
-    hr_gql_suggest(NULL, name, opts, v->s->ntypes, sug, sizeof sug);
+    char sug[300] = "";
+    if (!full(v)) hr_gql_suggest(NULL, name, opts, v->s->ntypes, sug, sizeof sug);
     free(opts);
     verr(v, line, col, "Unknown type \"%s\".%s", name, sug);
 }
@@ -240,8 +246,8 @@ static void field(vctx_t *v, gql_sel_t *sel, const gql_stype_t *parent)
         const char **opts = malloc((parent->nfields + 1) * sizeof *opts);
         for (size_t i = 0; i < parent->nfields; i++)
             opts[i] = parent->fields[i].name;
-        char sug[300];
-        hr_gql_suggest(NULL, sel->name, opts, parent->nfields, sug, sizeof sug);
+        char sug[300] = "";
+        if (!full(v)) hr_gql_suggest(NULL, sel->name, opts, parent->nfields, sug, sizeof sug);
         free(opts);
         verr(v, sel->line, sel->col, "Cannot query field \"%s\" on type \"%s\".%s", sel->name,
              parent->name, sug);
@@ -629,29 +635,61 @@ static void report_conflict(vctx_t *v, const fent_t *a, const fent_t *b, const c
         vloc(v, cb[i]->sel->line, cb[i]->sel->col);
 }
 
-/* Checks the fields of the given selection sets (merged, as execution merges them). */
+typedef struct keyed {
+    const char *key;
+    size_t idx; /* in the fset */
+} keyed_t;
+
+static int by_key(const void *x, const void *y)
+{
+    const keyed_t *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* A run of fields sharing a response key: ord[start, end); first is where the key is first
+ * written. */
+typedef struct run {
+    size_t start, end, first;
+} run_t;
+
+static int by_first(const void *x, const void *y)
+{
+    const run_t *a = x, *b = y;
+    return (a->first > b->first) - (a->first < b->first);
+}
+
+/* Checks the fields of the given selection sets (merged, as execution merges them). Fields are
+ * grouped by response key by sorting, so a wide selection set costs n log n, not n². */
 static void overlap(vctx_t *v, const gql_sel_t *const *sets, const fent_t *const *parents,
                     size_t nsets, int depth)
 {
     fset_t fs = {0};
     for (size_t i = 0; i < nsets; i++)
         collect(v, sets[i], parents[i], &fs, 0);
-    for (size_t i = 0; i < fs.n && v->budget > 0 && !v->stopped; i++) {
-        /* Only the first field of each response key leads. */
-        size_t first = 0;
-        while (strcmp(fs.e[first].key, fs.e[i].key) != 0)
-            first++;
-        if (first != i) continue;
-        const fent_t *a = &fs.e[i];
+    if (!fs.n) return;
+    keyed_t *ord = hr_xmalloc(fs.n * sizeof *ord);
+    for (size_t i = 0; i < fs.n; i++)
+        ord[i] = (keyed_t){fs.e[i].key, i};
+    qsort(ord, fs.n, sizeof *ord, by_key);
+    run_t *runs = hr_xmalloc(fs.n * sizeof *runs);
+    size_t nruns = 0;
+    for (size_t i = 0; i < fs.n; i++) {
+        if (i == 0 || strcmp(ord[i].key, ord[i - 1].key) != 0)
+            runs[nruns++] = (run_t){i, i, ord[i].idx};
+        runs[nruns - 1].end = i + 1;
+    }
+    qsort(runs, nruns, sizeof *runs, by_first); /* conflicts reported in document order */
+    for (size_t r = 0; r < nruns && v->budget > 0 && !v->stopped; r++) {
+        const fent_t *a = &fs.e[ord[runs[r].start].idx];
         const gql_sel_t **subs = NULL;
         const fent_t **subp = NULL;
         size_t nsubs = 0;
         int conflict = 0;
-        for (size_t j = i; j < fs.n; j++) {
-            if (strcmp(fs.e[j].key, a->key) != 0) continue;
-            const fent_t *b = &fs.e[j];
+        for (size_t k = runs[r].start; k < runs[r].end; k++) {
+            const fent_t *b = &fs.e[ord[k].idx];
             v->budget--;
-            if (j > i && !conflict) {
+            if (b != a && !conflict) {
                 char reason[512];
                 if (strcmp(a->sel->name, b->sel->name) != 0) {
                     snprintf(reason, sizeof reason, "\"%s\" and \"%s\" are different fields",
@@ -674,6 +712,8 @@ static void overlap(vctx_t *v, const gql_sel_t *const *sets, const fent_t *const
         free(subs);
         free(subp);
     }
+    free(runs);
+    free(ord);
     free(fs.e);
 }
 
@@ -749,25 +789,18 @@ int hr_gql_validate(const hr_gql_schema_t *s, gql_arena_t *arena, gql_doc_t *doc
         long budget = v.budget;
         collect(&v, op->sels, NULL, &fs, 0);
         v.budget = budget;
-        size_t keys = 0;
-        for (size_t i = 0; i < fs.n; i++) {
-            size_t k = 0;
-            while (strcmp(fs.e[k].key, fs.e[i].key) != 0)
-                k++;
-            if (k == i) keys++;
-        }
+        /* More than one response key? (No need to count them.) */
+        size_t other = 0;
+        for (size_t i = 1; i < fs.n && !other; i++)
+            if (strcmp(fs.e[i].key, fs.e[0].key) != 0) other = i;
         char who[300];
         if (op->name)
             snprintf(who, sizeof who, "Subscription \"%s\"", op->name);
         else
             snprintf(who, sizeof who, "Anonymous Subscription");
-        if (keys > 1) {
-            size_t k = 1;
-            while (k < fs.n && strcmp(fs.e[k].key, fs.e[0].key) == 0)
-                k++;
-            verr(&v, fs.e[k].sel->line, fs.e[k].sel->col,
+        if (other)
+            verr(&v, fs.e[other].sel->line, fs.e[other].sel->col,
                  "%s must select only one top level field.", who);
-        }
         for (size_t i = 0; i < fs.n; i++)
             if (strncmp(fs.e[i].sel->name, "__", 2) == 0) {
                 verr(&v, fs.e[i].sel->line, fs.e[i].sel->col,

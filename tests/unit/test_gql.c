@@ -579,6 +579,72 @@ static void test_deep(void **state)
     free(s);
 }
 
+/* Wide documents within the size and token caps: each is answered (quickly: every rule is at
+ * most n log n in the document, or bounded by a budget). */
+static void test_wide(void **state)
+{
+    (void)state;
+    size_t cap = 64 * 1024;
+    char *s = malloc(cap);
+    size_t at;
+    /* 3,000 fields: past the selection cap after validation merged them. */
+    at = (size_t)sprintf(s, "{");
+    for (int i = 0; i < 3000; i++)
+        at += (size_t)sprintf(s + at, " a%d: hello", i);
+    s[at++] = '}';
+    expect_error(s, at, HR_E2BIG, "selects more than 2000 fields");
+    /* 900 fragments each spreading the next twice: 2^900 fields if expanded. */
+    at = (size_t)sprintf(s, "{ ...F0 }");
+    for (int i = 0; i < 900; i++)
+        at += (size_t)sprintf(s + at, " fragment F%d on Query { ...F%d ...F%d }", i, i + 1, i + 1);
+    at += (size_t)sprintf(s + at, " fragment F900 on Query { hello }");
+    expect_error(s, at, HR_E2BIG, "selects more than 2000 fields");
+    /* The same, every field skipped, as a subscription. */
+    at = (size_t)sprintf(s, "subscription { ...F0 }");
+    for (int i = 0; i < 700; i++)
+        at += (size_t)sprintf(s + at, " fragment F%d on Subscription { ...F%d ...F%d }", i, i + 1,
+                              i + 1);
+    at +=
+        (size_t)sprintf(s + at, " fragment F700 on Subscription { events @skip(if: true) { id } }");
+    {
+        hr_gql_limits_t lim = {.max_selections = 1u << 30};
+        hr_gql_op_t *op;
+        json_t *errors;
+        assert_int_equal(hr_gql_prepare(schema, &lim, s, at, NULL, NULL, &op, &errors), HR_E2BIG);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+                   "expands to more than"));
+        json_decref(errors);
+    }
+    /* 1,900 operations. */
+    at = 0;
+    for (int i = 0; i < 1900; i++)
+        at += (size_t)sprintf(s + at, "query Q%d { hello } ", i);
+    expect_error(s, at, HR_EINVAL, "Must provide operation name");
+    /* 2,000 variables, all used. */
+    at = (size_t)sprintf(s, "query (");
+    for (int i = 0; i < 1600; i++)
+        at += (size_t)sprintf(s + at, "$v%d: Int ", i);
+    at += (size_t)sprintf(s + at, ") { echo(json: [");
+    for (int i = 0; i < 1600; i++)
+        at += (size_t)sprintf(s + at, "$v%d ", i);
+    at += (size_t)sprintf(s + at, "]) }");
+    int rc;
+    json_t *e = prepare_errors(s, at, &rc);
+    assert_int_equal(rc, 0);
+    assert_null(e);
+    /* 600 unknown fields with long names: errors stop at 100. */
+    at = (size_t)sprintf(s, "{");
+    for (int i = 0; i < 600; i++)
+        at += (size_t)sprintf(s + at, " x%090d%d", 0, i);
+    s[at++] = '}';
+    e = prepare_errors(s, at, &rc);
+    assert_int_equal(rc, HR_EINVAL);
+    assert_int_equal(json_array_size(e), 101);
+    json_decref(e);
+    free(s);
+}
+
 static void test_bytes(void **state)
 {
     (void)state;
@@ -748,6 +814,99 @@ static void test_fuzz(void **state)
     assert_true(refused > 100);
 }
 
+/* A random JSON value, nested at most depth deep, with the names inputs use as keys. */
+static json_t *random_json(int depth)
+{
+    static const char *const keys[] = {"trigger", "status", "minTries", "range", "from",
+                                       "to",      "id",     "nope",     "a",     "x"};
+    static const char *const strings[] = {"PENDING", "DEAD", "NOPE",   "",      "1",
+                                          "2.5",     "true", "\u00e9", "orders"};
+    switch (rnd() % (depth > 0 ? 9 : 6)) {
+    case 0:
+        return json_null();
+    case 1:
+        return json_boolean(rnd() & 1);
+    case 2: {
+        static const json_int_t ints[] = {
+            0, 1, -1, 2147483647, 2147483648LL, -2147483649LL, INT64_MAX, INT64_MIN};
+        return json_integer(ints[rnd() % (sizeof ints / sizeof *ints)]);
+    }
+    case 3: {
+        static const double reals[] = {0.5, -1.5, 4.0, 1e300, -1e-300, 3e9};
+        return json_real(reals[rnd() % (sizeof reals / sizeof *reals)]);
+    }
+    case 4:
+    case 5:
+        return json_string(strings[rnd() % (sizeof strings / sizeof *strings)]);
+    case 6:
+    case 7: {
+        json_t *a = json_array();
+        for (uint32_t n = rnd() % 4; n > 0; n--)
+            json_array_append_new(a, random_json(depth - 1));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (uint32_t n = rnd() % 4; n > 0; n--)
+            json_object_set_new(o, keys[rnd() % (sizeof keys / sizeof *keys)],
+                                random_json(depth - 1));
+        return o;
+    }
+    }
+}
+
+/* Requests of the golden cases with random variables: refused with well-formed errors, or
+ * executed; never a crash (the ASan build runs this too). */
+static void test_fuzz_variables(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"variables.json", "execute.json", "validate.json"};
+    static const char *const names[] = {"i", "f",   "s",  "b", "id", "st", "l", "n", "fi",
+                                        "j", "yes", "no", "a", "t",  "p",  "x", "v", "if"};
+    int ok = 0, refused = 0;
+    for (size_t fi = 0; fi < sizeof files / sizeof *files; fi++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/gql/%s", data_dir(), files[fi]);
+        json_t *cases = json_load_file(path, 0, NULL);
+        assert_non_null(cases);
+        size_t i;
+        json_t *c;
+        json_array_foreach(cases, i, c)
+        {
+            json_t *q = json_object_get(c, "query");
+            for (int round = 0; round < 30; round++) {
+                json_t *vars = json_object();
+                for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+                    if (rnd() % 3 == 0) json_object_set_new(vars, names[k], random_json(3));
+                hr_gql_op_t *op;
+                json_t *errors;
+                if (hr_gql_prepare(schema, NULL, json_string_value(q), json_string_length(q), vars,
+                                   NULL, &op, &errors) == 0) {
+                    json_t *ctx = json_array();
+                    json_t *root = random_json(3); /* borrowed by execute_root */
+                    json_t *r = hr_gql_op_kind(op) == HR_GQL_SUBSCRIPTION
+                                    ? hr_gql_execute_root(op, ctx, root)
+                                    : hr_gql_execute(op, ctx);
+                    json_decref(root);
+                    assert_true(json_is_object(r));
+                    json_decref(r);
+                    json_decref(ctx);
+                    hr_gql_op_free(op);
+                    ok++;
+                } else {
+                    check_errors(errors, json_string_value(q));
+                    json_decref(errors);
+                    refused++;
+                }
+                json_decref(vars);
+            }
+        }
+        json_decref(cases);
+    }
+    assert_true(ok > 100);
+    assert_true(refused > 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,7 +915,8 @@ int main(void)
         cmocka_unit_test(test_introspection), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_schema_errors), cmocka_unit_test(test_deep),
         cmocka_unit_test(test_bytes),         cmocka_unit_test(test_fuzz),
-        cmocka_unit_test(test_op_root),
+        cmocka_unit_test(test_op_root),       cmocka_unit_test(test_fuzz_variables),
+        cmocka_unit_test(test_wide),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
