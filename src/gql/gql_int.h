@@ -382,6 +382,9 @@ struct hr_gql_schema {
 };
 
 gql_stype_t *hr_gql_type_find(const hr_gql_schema_t *s, const char *name);
+/* A type as requests see it: a specified scalar nothing in the schema uses does not exist (as
+ * in graphql-js, whose schema holds only the scalars it references). */
+gql_stype_t *hr_gql_type_visible(const hr_gql_schema_t *s, const char *name);
 const gql_sdir_t *hr_gql_dir_find(const hr_gql_schema_t *s, const char *name);
 /* A field of an object type, the meta fields included (__schema and __type on the query root
  * only); NULL when there is none. */

@@ -313,8 +313,7 @@ json_t *hr_gql_introspect(const hr_gql_schema_t *s, const gql_stype_t *parent_ty
     if (field == &s->schema_field) return json_object();
     if (field == &s->type_field) {
         const char *name = json_string_value(json_object_get(args, "name"));
-        const gql_stype_t *t = name ? hr_gql_type_find(s, name) : NULL;
-        if (t && t->builtin && t->kind == K_SCALAR && !t->referenced) t = NULL;
+        const gql_stype_t *t = name ? hr_gql_type_visible(s, name) : NULL;
         return t ? named_ref(t) : NULL;
     }
     const char *pt = parent_type->name;

@@ -23,6 +23,12 @@ gql_stype_t *hr_gql_type_find(const hr_gql_schema_t *s, const char *name)
     return NULL;
 }
 
+gql_stype_t *hr_gql_type_visible(const hr_gql_schema_t *s, const char *name)
+{
+    gql_stype_t *t = hr_gql_type_find(s, name);
+    return t && t->builtin && t->kind == K_SCALAR && !t->referenced ? NULL : t;
+}
+
 const gql_sdir_t *hr_gql_dir_find(const hr_gql_schema_t *s, const char *name)
 {
     for (size_t i = 0; i < s->ndirs; i++)
@@ -139,7 +145,13 @@ typedef struct build {
     hr_gql_schema_t *s;
     hr_err_t *err;
     const char *what; /* "schema" or "built-in schema", for messages */
+    int builtin;      /* building the built-in part (its names may start with __) */
 } build_t;
+
+static int reserved(const build_t *b, const char *name)
+{
+    return !b->builtin && name[0] == '_' && name[1] == '_';
+}
 
 static int parse_sdl(build_t *b, const char *sdl, gql_doc_t *doc)
 {
@@ -232,6 +244,10 @@ static int input_values(build_t *b, const gql_fdef_t *defs, gql_sinput_t **out, 
         if (hr_gql_input_find(v, i, f->name))
             return hr_err_set(b->err, HR_EINVAL, "schema:%d:%d: %s: defined twice", f->line, f->col,
                               where);
+        if (reserved(b, f->name))
+            return hr_err_set(b->err, HR_EINVAL,
+                              "schema:%d:%d: %s: names starting with \"__\" are reserved", f->line,
+                              f->col, where);
         v[i].name = f->name;
         v[i].desc = f->desc;
         v[i].type = hr_gql_tref_resolve(b->s, &b->s->arena, f->type);
@@ -380,8 +396,17 @@ static int fill_type(build_t *b, const gql_tdef_t *t)
     }
     if (st->kind == K_INPUT) {
         st->oneof = dir_get(t->dirs, "oneOf") != NULL;
-        return input_values(b, t->fields, &st->inputs, &st->ninputs, DL_INPUT_FIELD_DEFINITION,
-                            t->name);
+        if (input_values(b, t->fields, &st->inputs, &st->ninputs, DL_INPUT_FIELD_DEFINITION,
+                         t->name))
+            return HR_EINVAL;
+        size_t i = 0;
+        for (const gql_fdef_t *f = t->fields; f && st->oneof; f = f->next, i++)
+            if (st->inputs[i].type->kind == TY_NONNULL || f->defval)
+                return hr_err_set(b->err, HR_EINVAL,
+                                  "schema:%d:%d: %s.%s: the fields of a @oneOf input must be "
+                                  "nullable and without a default",
+                                  f->line, f->col, t->name, f->name);
+        return 0;
     }
     size_t n = 0;
     for (const gql_fdef_t *f = t->fields; f; f = f->next)
@@ -395,6 +420,10 @@ static int fill_type(build_t *b, const gql_tdef_t *t)
             if (hr_gql_enum_find(st, f->name))
                 return hr_err_set(b->err, HR_EINVAL, "schema:%d:%d: %s: defined twice", f->line,
                                   f->col, where);
+            if (reserved(b, f->name))
+                return hr_err_set(b->err, HR_EINVAL,
+                                  "schema:%d:%d: %s: names starting with \"__\" are reserved",
+                                  f->line, f->col, where);
             if (check_dirs(b, f->dirs, DL_ENUM_VALUE, where)) return HR_EINVAL;
             st->values[i].name = f->name;
             st->values[i].desc = f->desc;
@@ -412,7 +441,7 @@ static int fill_type(build_t *b, const gql_tdef_t *t)
             if (strcmp(st->fields[k].name, f->name) == 0)
                 return hr_err_set(b->err, HR_EINVAL, "schema:%d:%d: %s: defined twice", f->line,
                                   f->col, where);
-        if (!st->builtin && f->name[0] == '_' && f->name[1] == '_')
+        if (reserved(b, f->name))
             return hr_err_set(b->err, HR_EINVAL,
                               "schema:%d:%d: %s: names starting with \"__\" are reserved", f->line,
                               f->col, where);
@@ -456,6 +485,29 @@ static int fill_defaults(build_t *b, const gql_tdef_t *t)
 static void mark_tref(const gql_tref_t *t)
 {
     hr_gql_tref_named(t)->referenced = 1;
+}
+
+/* An input object that needs itself through non-null fields can never be given (graphql-js's
+ * assertValidSchema refuses it). state: 0 unseen, 1 on the path, 2 done. */
+static int input_cycle(build_t *b, gql_stype_t *t, unsigned char *state, size_t depth)
+{
+    size_t idx = 0;
+    while (b->s->types[idx] != t)
+        idx++;
+    if (state[idx] == 2) return 0;
+    if (state[idx] == 1)
+        return hr_err_set(b->err, HR_EINVAL,
+                          "schema: input object \"%s\" refers to itself through non-null fields",
+                          t->name);
+    state[idx] = 1;
+    for (size_t i = 0; i < t->ninputs && depth < 1000; i++) {
+        const gql_tref_t *f = t->inputs[i].type;
+        if (f->kind == TY_NONNULL && f->of->kind == TY_NAMED && f->of->type->kind == K_INPUT &&
+            input_cycle(b, f->of->type, state, depth + 1))
+            return HR_EINVAL;
+    }
+    state[idx] = 2;
+    return 0;
 }
 
 static int roots(build_t *b, const gql_doc_t *doc)
@@ -505,7 +557,7 @@ int hr_gql_schema_new(const char *sdl, const hr_gql_resolver_t *resolvers, size_
 {
     hr_gql_schema_t *s = hr_xcalloc(1, sizeof *s);
     s->owned = json_array();
-    build_t b = {s, err, "built-in schema"};
+    build_t b = {s, err, "built-in schema", 0};
     gql_doc_t bdoc, udoc;
     int rc = HR_EINVAL;
     *out = NULL;
@@ -526,15 +578,28 @@ int hr_gql_schema_new(const char *sdl, const hr_gql_resolver_t *resolvers, size_
         s->types = t;
     }
     /* Directives: the caller's first, then the specified ones (graphql-js's order). */
-    if (add_directives(&b, &udoc) || add_directives(&b, &bdoc)) goto out;
+    if (add_directives(&b, &udoc)) goto out;
+    b.builtin = 1;
+    if (add_directives(&b, &bdoc)) goto out;
+    b.builtin = 0;
+    b.builtin = 1;
     for (const gql_tdef_t *t = bdoc.tdefs; t; t = t->next)
         if (t->kind != TD_SCHEMA && t->kind != TD_DIRECTIVE && fill_type(&b, t)) goto out;
+    b.builtin = 0;
     for (const gql_tdef_t *t = udoc.tdefs; t; t = t->next)
         if (t->kind != TD_SCHEMA && t->kind != TD_DIRECTIVE && fill_type(&b, t)) goto out;
     for (const gql_tdef_t *t = bdoc.tdefs; t; t = t->next)
         if (t->kind != TD_SCHEMA && t->kind != TD_DIRECTIVE && fill_defaults(&b, t)) goto out;
     for (const gql_tdef_t *t = udoc.tdefs; t; t = t->next)
         if (t->kind != TD_SCHEMA && t->kind != TD_DIRECTIVE && fill_defaults(&b, t)) goto out;
+    {
+        unsigned char *state = hr_xcalloc(s->ntypes, 1);
+        int bad = 0;
+        for (size_t i = 0; i < s->ntypes && !bad; i++)
+            if (s->types[i]->kind == K_INPUT) bad = input_cycle(&b, s->types[i], state, 0);
+        free(state);
+        if (bad) goto out;
+    }
     if (roots(&b, &udoc)) goto out;
     /* Which specified scalars are in use (String and Boolean always are, by introspection). */
     for (size_t i = 0; i < s->ntypes; i++) {

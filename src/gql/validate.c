@@ -196,10 +196,11 @@ static gql_fragment_t *frag_find(gql_doc_t *doc, const char *name)
 static void unknown_type(vctx_t *v, const char *name, int line, int col)
 {
     const char **opts = malloc((v->s->ntypes + 1) * sizeof *opts);
+    size_t n = 0;
     for (size_t i = 0; i < v->s->ntypes; i++)
-        opts[i] = v->s->types[i]->name;
+        if (hr_gql_type_visible(v->s, v->s->types[i]->name)) opts[n++] = v->s->types[i]->name;
     char sug[300] = "";
-    if (!full(v)) hr_gql_suggest(NULL, name, opts, v->s->ntypes, sug, sizeof sug);
+    if (!full(v)) hr_gql_suggest(NULL, name, opts, n, sug, sizeof sug);
     free(opts);
     verr(v, line, col, "Unknown type \"%s\".%s", name, sug);
 }
@@ -298,7 +299,7 @@ static void selections(vctx_t *v, gql_sel_t *sels, const gql_stype_t *parent)
             check_dirs(v, sel->dirs, DL_INLINE_FRAGMENT);
             const gql_stype_t *on = parent;
             if (sel->type_cond) {
-                on = hr_gql_type_find(v->s, sel->type_cond);
+                on = hr_gql_type_visible(v->s, sel->type_cond);
                 if (!on) {
                     unknown_type(v, sel->type_cond, sel->tc_line, sel->tc_col);
                     continue;
@@ -402,9 +403,9 @@ static int subtype(const gql_tref_t *sub, const gql_tref_t *super)
     return sub->type == super->type;
 }
 
-static void operation_vars(vctx_t *v, gql_operation_t *op)
+/* The variable definitions (graphql-js visits them before the selection set). */
+static void operation_var_defs(vctx_t *v, gql_operation_t *op)
 {
-    /* Definitions. */
     for (gql_vardef_t *d = op->vars; d; d = d->next) {
         for (gql_vardef_t *e = op->vars; e != d; e = e->next)
             if (strcmp(e->name, d->name) == 0) {
@@ -417,7 +418,7 @@ static void operation_vars(vctx_t *v, gql_operation_t *op)
         const gql_type_t *n = d->type;
         while (n->kind != TY_NAMED)
             n = n->of;
-        gql_stype_t *t = hr_gql_type_find(v->s, n->name);
+        gql_stype_t *t = hr_gql_type_visible(v->s, n->name);
         if (!t) {
             unknown_type(v, n->name, n->line, n->col);
             continue;
@@ -431,7 +432,12 @@ static void operation_vars(vctx_t *v, gql_operation_t *op)
         }
         if (d->defval) check_value(v, hr_gql_tref_resolve(v->s, v->a, d->type), d->defval);
     }
-    /* Usages, through the fragments the operation reaches. */
+}
+
+/* The variables' usages, through the fragments the operation reaches (graphql-js checks them
+ * when it leaves the operation). */
+static void operation_vars(vctx_t *v, gql_operation_t *op)
+{
     v->nuses = 0;
     v->walk++;
     dirs_uses(v, op->dirs);
@@ -493,9 +499,6 @@ typedef struct spread_stack {
     struct spread_stack *up;
 } spread_stack_t;
 
-static void cycles_from(vctx_t *v, gql_fragment_t *f, spread_stack_t *stack, gql_fragment_t *root,
-                        const gql_sel_t *sels);
-
 static void cycles_sels(vctx_t *v, gql_fragment_t *root, spread_stack_t *stack,
                         const gql_sel_t *sels)
 {
@@ -528,15 +531,8 @@ static void cycles_sels(vctx_t *v, gql_fragment_t *root, spread_stack_t *stack,
         }
         if (f->state != 0) continue; /* on the stack (a cycle not through root) or done */
         f->state = 1;
-        cycles_from(v, f, &top, root, f->sels);
+        cycles_sels(v, root, &top, f->sels);
     }
-}
-
-static void cycles_from(vctx_t *v, gql_fragment_t *f, spread_stack_t *stack, gql_fragment_t *root,
-                        const gql_sel_t *sels)
-{
-    (void)f;
-    cycles_sels(v, root, stack, sels);
 }
 
 static void fragment_cycles(vctx_t *v)
@@ -754,7 +750,7 @@ int hr_gql_validate(const hr_gql_schema_t *s, gql_arena_t *arena, gql_doc_t *doc
                 vloc(&v, f->name_line, f->name_col);
                 break;
             }
-        const gql_stype_t *on = hr_gql_type_find(s, f->type_cond);
+        const gql_stype_t *on = hr_gql_type_visible(s, f->type_cond);
         if (!on)
             unknown_type(&v, f->type_cond, f->tc_line, f->tc_col);
         else if (on->kind != K_OBJECT)
@@ -767,6 +763,7 @@ int hr_gql_validate(const hr_gql_schema_t *s, gql_arena_t *arena, gql_doc_t *doc
     for (gql_operation_t *op = doc->ops; op && !v.stopped; op = op->next) {
         static const int locs[] = {DL_QUERY, DL_MUTATION, DL_SUBSCRIPTION};
         static const char *const kinds[] = {"query", "mutation", "subscription"};
+        operation_var_defs(&v, op);
         check_dirs(&v, op->dirs, locs[op->kind]);
         const gql_stype_t *root = op->kind == HR_GQL_QUERY      ? s->query
                                   : op->kind == HR_GQL_MUTATION ? s->mutation

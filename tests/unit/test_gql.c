@@ -407,6 +407,14 @@ static void test_schema_errors(void **state)
         {"enum E { true } type Query { a: Int }", "reserved"},
         {"type Query { a(x: In): Int } input In { a: Int! @deprecated }", "cannot be deprecated"},
         {"", "Unexpected <EOF>"},
+        {"type Query { a(__x: Int): Int }", "reserved"},
+        {"type Query { a: E } enum E { __A }", "reserved"},
+        {"type Query { a(x: In): Int } input In { __a: Int }", "reserved"},
+        {"type Query { a(x: In): Int } input In @oneOf { a: Int! b: Int }", "must be nullable"},
+        {"type Query { a(x: In): Int } input In @oneOf { a: Int = 1 b: Int }", "must be nullable"},
+        {"type Query { a(x: A): Int } input A { b: B! } input B { a: A! }",
+         "refers to itself through non-null fields"},
+        {"type Query { a(x: A): Int } input A { a: A! }", "refers to itself"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         hr_gql_schema_t *s = (void *)1;
@@ -426,6 +434,35 @@ static void test_schema_errors(void **state)
     assert_non_null(strstr(err.msg, "resolver Query.nope"));
     assert_int_equal(hr_gql_schema_new("type Query { a: Int }", r2, 1, &s, &err), HR_EINVAL);
     assert_non_null(strstr(err.msg, "resolver Nope.a"));
+    /* Cycles through nullable or list fields are fine. */
+    assert_int_equal(hr_gql_schema_new("type Query { a(x: A): Int } input A { b: B, l: [A!]! } "
+                                       "input B { a: A! }",
+                                       NULL, 0, &s, &err),
+                     0);
+    hr_gql_schema_free(s);
+    /* A specified scalar the schema never uses is unknown to requests (as in graphql-js). */
+    assert_int_equal(hr_gql_schema_new("type Query { a(x: Int): Int }", NULL, 0, &s, &err), 0);
+    {
+        hr_gql_op_t *op;
+        json_t *errors;
+        const char *q = "query ($f: Float, $i: Int) { a(x: $i) ... on Float { a } }";
+        assert_int_equal(hr_gql_prepare(s, NULL, q, strlen(q), NULL, NULL, &op, &errors),
+                         HR_EINVAL);
+        char *got = dump(errors);
+        assert_non_null(strstr(got, "Unknown type \\\"Float\\\"."));
+        assert_int_equal(json_array_size(errors), 3); /* $f's type, its use, the fragment */
+        free(got);
+        json_decref(errors);
+        q = "{ __type(name: \"Float\") { name } i: __type(name: \"Int\") { name } }";
+        assert_int_equal(hr_gql_prepare(s, NULL, q, strlen(q), NULL, NULL, &op, &errors), 0);
+        json_t *res = hr_gql_execute(op, NULL);
+        got = dump(res);
+        assert_string_equal(got, "{\"data\":{\"__type\":null,\"i\":{\"name\":\"Int\"}}}");
+        free(got);
+        json_decref(res);
+        hr_gql_op_free(op);
+    }
+    hr_gql_schema_free(s);
     /* schema {} with other root names. */
     assert_int_equal(hr_gql_schema_new("schema { query: Q mutation: M } type Q { a: Int } "
                                        "type M { b: Int }",
