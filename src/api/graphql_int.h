@@ -61,4 +61,8 @@ int hr_gqlsvc_subscribe(hr_gqlsvc_t *svc, hr_gql_op_t *op, const hr_gql_sink_t *
  * call from inside a sink callback only before complete. */
 void hr_gqlsvc_unsubscribe(hr_gqlsub_t *sub);
 
+/* Inside the transport: graphql_http.c's hr_graphql_register adds the WebSocket subprotocols of
+ * graphql_ws.c on the same path (ctx->graphql is set before). */
+int hr_graphql_ws_register(hr_server_t *srv, hr_api_ctx_t *ctx, const char *path);
+
 #endif

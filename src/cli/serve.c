@@ -71,11 +71,19 @@ static void on_dispatcher_closed(void *ud)
     on_closed_before_store(s);
 }
 
+/* The HTTP server has closed (its WebSocket sessions ended): GraphQL's service goes next. */
+static void on_http_closed(void *ud)
+{
+    server_t *s = ud;
+    hr_graphql_close(&s->api);
+    on_closed_before_store(s);
+}
+
 /* Stops the HTTP API: the server first (no handler runs after it), then the API's state. */
 static void close_http(server_t *s)
 {
     if (!s->http) return;
-    hr_server_close(s->http, on_closed_before_store, s);
+    hr_server_close(s->http, on_http_closed, s);
     s->http = NULL;
     hr_ops_close(&s->api, on_released, s);
 }
@@ -143,7 +151,8 @@ static int start_http(server_t *s, const hr_config_t *cfg, const char *url, hr_e
     int rc = hr_server_init(&s->loop, &o, &s->http, err);
     if (rc) return rc;
     if ((rc = hr_ops_register(s->http, &s->api, err)) ||
-        (rc = hr_metadata_register(s->http, &s->api, err))) {
+        (rc = hr_metadata_register(s->http, &s->api, err)) ||
+        (rc = hr_graphql_register(s->http, &s->api, err))) {
         close_http(s); /* calls the counters down: the caller runs the loop out */
         return rc;
     }
