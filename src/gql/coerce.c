@@ -421,6 +421,10 @@ void hr_gql_suggest(const char *sub, const char *name, const char *const *option
     for (size_t i = 0; i < n; i++) {
         int d = distance(name, options[i], threshold);
         if (d < 0) continue;
+        int dup = 0; /* graphql-js keys its candidates by name */
+        for (size_t k = 0; k < nbest && !dup; k++)
+            dup = strcmp(best[k], options[i]) == 0;
+        if (dup) continue;
         /* Insertion into the five best, by distance then name. */
         size_t at = nbest;
         while (at > 0 &&
@@ -563,7 +567,7 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
         if (v->kind == V_NULL)
             return lfail(l, v->line, v->col, "Expected value of type \"%s\", found null.",
                          hr_gql_tref_str(t, tb, sizeof tb));
-        return lit(l, t->of, loc == t ? t->of : loc, v, out);
+        return lit(l, t->of, loc, v, out);
     }
     if (v->kind == V_NULL) {
         if (!l->check) *out = json_null();
@@ -609,6 +613,7 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     }
     const gql_stype_t *ty = t->type;
     hr_gql_print_value(v, pv, sizeof pv);
+    if (v->kind == V_LIST) loc = t; /* graphql-js names a list's item type, without its "!" */
     if (ty->kind == K_INPUT) {
         if (v->kind != V_OBJECT)
             return lfail(l, v->line, v->col, "Expected value of type \"%s\", found %s.",
@@ -626,15 +631,20 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
                             fd->name, hr_gql_tref_str(fd->type, tb, sizeof tb));
         }
         if (ty->oneof) {
-            size_t n = 0;
-            for (const gql_value_t *f = v->items; f; f = f->next)
-                n++;
+            size_t n = 0; /* distinct names: graphql-js keys the fields by name */
+            for (const gql_value_t *f = v->items; f; f = f->next) {
+                const gql_value_t *g = v->items;
+                while (g != f && strcmp(g->name, f->name) != 0)
+                    g = g->next;
+                n += g == f;
+            }
             if (n != 1)
-                return lfail(l, v->line, v->col,
-                             "OneOf Input Object \"%s\" must specify exactly one key.", ty->name);
-            if (v->items->kind == V_NULL)
-                return lfail(l, v->line, v->col, "Field \"%s.%s\" must be non-null.", ty->name,
-                             v->items->name);
+                bad = lfail(l, v->line, v->col,
+                            "OneOf Input Object \"%s\" must specify exactly one key.", ty->name);
+            else if (v->items->kind == V_NULL)
+                bad = lfail(l, v->line, v->col, "Field \"%s.%s\" must be non-null.", ty->name,
+                            v->items->name);
+            if (bad && !l->check) return -1;
         }
         /* Each field in the order written: unknown, or its value checked. */
         for (const gql_value_t *f = v->items; f; f = f->next) {
@@ -699,7 +709,7 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     if (ty->kind == K_ENUM) {
         if (v->kind != V_ENUM) {
             char sug[300] = "";
-            if (v->kind == V_STRING && l->nerr < 100) suggest_enum(ty, v->s, sug, sizeof sug);
+            if (l->nerr < 100) suggest_enum(ty, pv, sug, sizeof sug); /* as printed, quotes too */
             return lfail(l, v->line, v->col, "Enum \"%s\" cannot represent non-enum value: %s.%s",
                          ty->name, pv, sug);
         }

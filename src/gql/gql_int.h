@@ -162,7 +162,7 @@ typedef struct gql_sel {
     const char *alias;     /* SEL_FIELD: the alias or NULL */
     const char *name;      /* SEL_FIELD: the field; SEL_SPREAD: the fragment */
     const char *type_cond; /* SEL_INLINE: "on T" or NULL */
-    int tc_line, tc_col;   /* SEL_INLINE: where T is */
+    int tc_line, tc_col;   /* SEL_INLINE: where T is; SEL_SPREAD: where the name is */
     gql_arg_t *args;       /* SEL_FIELD */
     gql_directive_t *dirs;
     struct gql_sel *sels; /* the selection set (first selection) or NULL */
@@ -178,6 +178,7 @@ typedef struct gql_sel {
 
 typedef struct gql_vardef {
     const char *name; /* without $ */
+    int name_line, name_col;
     gql_type_t *type;
     gql_value_t *defval;
     gql_directive_t *dirs;
@@ -206,7 +207,8 @@ typedef struct gql_fragment {
     gql_sel_t *sels;
     int line, col;
     int used;                   /* validation: spread somewhere */
-    int state;                  /* validation: cycle detection */
+    int state;                  /* validation: walked for cycles (by name) */
+    int cycle_at;               /* validation: 1 + its place on the spread path, 0 when off it */
     unsigned visit;             /* validation: the last walk that entered it */
     int lists;                  /* validation: introspection list depth (0 unknown, -1 busy) */
     const struct gql_stype *on; /* validation: the type condition's type */

@@ -62,7 +62,8 @@ const char hr_gql_builtin_sdl[] =
     "at.\" mutationType: __Type\n"
     "  \"If this server support subscription, the type that subscription operations will be "
     "rooted at.\" subscriptionType: __Type\n"
-    "  \"A list of all directives supported by this server.\" directives: [__Directive!]!\n"
+    "  \"A list of all directives supported by this server.\" directives(includeDeprecated: "
+    "Boolean! = false): [__Directive!]!\n"
     "}\n"
     "\"The fundamental unit of any GraphQL Schema is the type. There are many kinds of types in "
     "GraphQL as represented by the `__TypeKind` enum.\\n\\nDepending on the kind of a type, "
@@ -137,6 +138,8 @@ const char hr_gql_builtin_sdl[] =
     "  isRepeatable: Boolean!\n"
     "  locations: [__DirectiveLocation!]!\n"
     "  args(includeDeprecated: Boolean = false): [__InputValue!]!\n"
+    "  isDeprecated: Boolean!\n"
+    "  deprecationReason: String\n"
     "}\n"
     "\"A Directive can be adjacent to many parts of the GraphQL language, a "
     "__DirectiveLocation describes one such possible adjacencies.\"\n"
@@ -297,10 +300,13 @@ static json_t *schema_member(const hr_gql_schema_t *s, const char *field)
             json_t *locs = json_array();
             for (int k = 0; k < d->nlocations; k++)
                 json_array_append_new(locs, json_string(hr_gql_dl_names[d->order[k]]));
-            json_array_append_new(a, json_pack("{s:s,s:o,s:b,s:o,s:o}", "name", d->name,
+            /* Directives are never deprecated here (graphql-js 16.15's experimental
+             * isDeprecated on directives is answered, always false). */
+            json_array_append_new(a, json_pack("{s:s,s:o,s:b,s:o,s:o,s:b,s:n}", "name", d->name,
                                                "description", str_or_null(d->desc), "isRepeatable",
                                                d->repeatable, "locations", locs, "args",
-                                               input_values(d->args, d->nargs)));
+                                               input_values(d->args, d->nargs), "isDeprecated", 0,
+                                               "deprecationReason"));
         }
         return a;
     }

@@ -220,12 +220,22 @@ static long read_hex4(const gql_lexer_t *lx, size_t pos)
     return v;
 }
 
+/* The bytes of the first n code points at pos (graphql-js quotes source by characters). */
+static size_t cp_bytes(const gql_lexer_t *lx, size_t pos, size_t n)
+{
+    size_t at = pos;
+    while (n-- > 0 && at < lx->len) {
+        at++;
+        while (at < lx->len && ((unsigned char)lx->src[at] & 0xC0) == 0x80)
+            at++;
+    }
+    return at - pos;
+}
+
 static int bad_escape(gql_lexer_t *lx, size_t pos, size_t n)
 {
-    size_t avail = lx->len - pos;
-    if (n > avail) n = avail;
-    if (n > 12) n = 12;
-    return fail(lx, pos, "Invalid Unicode escape sequence: \"%.*s\".", (int)n, lx->src + pos);
+    return fail(lx, pos, "Invalid Unicode escape sequence: \"%.*s\".", (int)cp_bytes(lx, pos, n),
+                lx->src + pos);
 }
 
 static int read_string(gql_lexer_t *lx, size_t start, gql_token_t *tok)
@@ -275,9 +285,8 @@ static int read_string(gql_lexer_t *lx, size_t start, gql_token_t *tok)
             case 'u':
                 break;
             default: {
-                size_t n = e < 0 ? 1 : 2;
-                rc = fail(lx, pos, "Invalid character escape sequence: \"%.*s\".", (int)n,
-                          lx->src + pos);
+                rc = fail(lx, pos, "Invalid character escape sequence: \"%.*s\".",
+                          (int)cp_bytes(lx, pos, 2), lx->src + pos);
                 goto out;
             }
             }
@@ -289,22 +298,29 @@ static int read_string(gql_lexer_t *lx, size_t start, gql_token_t *tok)
             uint32_t cp;
             size_t used;
             if (peek(lx, pos + 2) == '{') {
-                /* \u{1F600} */
-                size_t p = pos + 3;
-                uint32_t v = 0;
-                int digits = 0;
-                while (hexval(peek(lx, p)) >= 0 && digits < 9) {
-                    v = v * 16 + (uint32_t)hexval(peek(lx, p));
-                    p++, digits++;
-                    if (v > 0x10FFFF) break;
+                /* \u{1F600}, read as graphql-js reads it: at most 12 characters in all, the
+                 * value kept in 32 bits, a Unicode scalar value at the brace. */
+                size_t size = 3;
+                uint32_t point = 0;
+                int ok = 0;
+                while (size < 12) {
+                    int uc = peek(lx, pos + size++);
+                    if (uc == '}') {
+                        ok = size >= 5 &&
+                             (point <= 0xD7FF || (point >= 0xE000 && point <= 0x10FFFF));
+                        break;
+                    }
+                    int h = hexval(uc);
+                    uint32_t next = (point << 4) | (uint32_t)(h < 0 ? 0 : h);
+                    if (h < 0 || (next & 0x80000000u)) break;
+                    point = next;
                 }
-                if (digits == 0 || peek(lx, p) != '}' || v > 0x10FFFF ||
-                    (v >= 0xD800 && v <= 0xDFFF)) {
-                    rc = bad_escape(lx, pos, p - pos + 1);
+                if (!ok) {
+                    rc = bad_escape(lx, pos, size);
                     goto out;
                 }
-                cp = v;
-                used = p + 1 - pos;
+                cp = point;
+                used = size;
             } else {
                 long u = read_hex4(lx, pos);
                 if (u < 0) {

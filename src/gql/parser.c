@@ -100,10 +100,14 @@ static const char *kind_desc(gql_tok_kind_t k)
     return "?";
 }
 
+/* A token as messages name it: Name "x", String "…" (a string past 1,000 bytes is cut short;
+ * graphql-js quotes it whole). */
+#define TOKEN_DESC 1100
+
 static void tok_desc(const gql_token_t *t, char *buf, size_t n)
 {
     if (t->kind >= TK_NAME)
-        snprintf(buf, n, "%s \"%.*s\"", kind_desc(t->kind), t->len > 100 ? 100 : (int)t->len,
+        snprintf(buf, n, "%s \"%.*s\"", kind_desc(t->kind), t->len > 1000 ? 1000 : (int)t->len,
                  t->value);
     else
         snprintf(buf, n, "%s", kind_desc(t->kind));
@@ -113,7 +117,7 @@ static void die(parser_t *p, int line, int col, int limit, const char *fmt, ...)
     __attribute__((format(printf, 5, 6), noreturn));
 static void die(parser_t *p, int line, int col, int limit, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[TOKEN_DESC + 200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -131,7 +135,7 @@ static void advance(parser_t *p)
 
 static void unexpected(parser_t *p)
 {
-    char d[160];
+    char d[TOKEN_DESC];
     tok_desc(&p->tok, d, sizeof d);
     die(p, p->tok.line, p->tok.col, 0, "Syntax Error: Unexpected %s.", d);
 }
@@ -149,7 +153,7 @@ static int peek_keyword(parser_t *p, const char *kw)
 static void expect(parser_t *p, gql_tok_kind_t k)
 {
     if (p->tok.kind != k) {
-        char d[160];
+        char d[TOKEN_DESC];
         tok_desc(&p->tok, d, sizeof d);
         die(p, p->tok.line, p->tok.col, 0, "Syntax Error: Expected %s, found %s.", kind_desc(k), d);
     }
@@ -166,7 +170,7 @@ static int skip(parser_t *p, gql_tok_kind_t k)
 static void expect_keyword(parser_t *p, const char *kw)
 {
     if (!peek_keyword(p, kw)) {
-        char d[160];
+        char d[TOKEN_DESC];
         tok_desc(&p->tok, d, sizeof d);
         die(p, p->tok.line, p->tok.col, 0, "Syntax Error: Expected \"%s\", found %s.", kw, d);
     }
@@ -341,7 +345,7 @@ static gql_sel_t *selection(parser_t *p)
     if (skip(p, TK_SPREAD)) {
         if (peek_kind(p, TK_NAME) && !peek_keyword(p, "on")) {
             s->kind = SEL_SPREAD;
-            s->name = name(p, NULL, NULL);
+            s->name = name(p, &s->tc_line, &s->tc_col);
             s->dirs = directives(p, 0);
             return s;
         }
@@ -398,7 +402,7 @@ static gql_vardef_t *variable_definitions(parser_t *p)
         v->col = p->tok.col;
         description(p); /* graphql-js 16.12+: variables may have descriptions */
         expect(p, TK_DOLLAR);
-        v->name = name(p, NULL, NULL);
+        v->name = name(p, &v->name_line, &v->name_col);
         expect(p, TK_COLON);
         v->type = type_ref(p);
         if (skip(p, TK_EQUALS)) v->defval = value(p, 1);
@@ -500,7 +504,7 @@ static gql_fdef_t *enum_value_def(parser_t *p)
     gql_fdef_t *f = hr_gql_alloc(p->a, sizeof *f);
     f->desc = description(p);
     if (peek_keyword(p, "true") || peek_keyword(p, "false") || peek_keyword(p, "null")) {
-        char d[160];
+        char d[TOKEN_DESC];
         tok_desc(&p->tok, d, sizeof d);
         die(p, p->tok.line, p->tok.col, 0,
             "Syntax Error: %s is reserved and cannot be used for an enum value.", d);
@@ -527,6 +531,7 @@ static gql_fdef_t *root_def(parser_t *p)
     gql_fdef_t *f = hr_gql_alloc(p->a, sizeof *f);
     f->line = p->tok.line;
     f->col = p->tok.col;
+    if (p->tok.kind != TK_NAME) expect(p, TK_NAME);
     if (!peek_keyword(p, "query") && !peek_keyword(p, "mutation") &&
         !peek_keyword(p, "subscription"))
         unexpected(p);

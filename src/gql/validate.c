@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "gql/gql_int.h"
 
@@ -119,16 +120,32 @@ static void check_value(vctx_t *v, const gql_tref_t *t, const gql_value_t *val)
 
 /* ---- arguments and directives ---- */
 
+/* Arguments named twice (checked whether or not the field or directive exists). */
+static void unique_args(vctx_t *v, const gql_arg_t *args)
+{
+    /* One error per name, at every argument of that name (graphql-js groups them). */
+    for (const gql_arg_t *a = args; a; a = a->next) {
+        const gql_arg_t *b = args;
+        while (b != a && strcmp(a->name, b->name) != 0)
+            b = b->next;
+        if (b != a) continue; /* not the first of its name */
+        int reported = 0;
+        for (const gql_arg_t *c = a->next; c; c = c->next) {
+            if (strcmp(a->name, c->name) != 0) continue;
+            if (!reported) {
+                verr(v, a->line, a->col, "There can be only one argument named \"%s\".", a->name);
+                reported = 1;
+            }
+            vloc(v, c->line, c->col);
+        }
+    }
+}
+
 static void check_args(vctx_t *v, const gql_arg_t *args, const gql_sinput_t *defs, size_t ndefs,
                        const char *owner, int is_dir, int line, int col)
 {
+    unique_args(v, args);
     for (const gql_arg_t *a = args; a; a = a->next) {
-        for (const gql_arg_t *b = args; b != a; b = b->next)
-            if (strcmp(a->name, b->name) == 0) {
-                verr(v, b->line, b->col, "There can be only one argument named \"%s\".", a->name);
-                vloc(v, a->line, a->col);
-                break;
-            }
         const gql_sinput_t *d = hr_gql_input_find(defs, ndefs, a->name);
         if (!d) {
             const char **opts = malloc((ndefs + 1) * sizeof *opts);
@@ -165,6 +182,9 @@ static void check_dirs(vctx_t *v, const gql_directive_t *dirs, int loc)
         const gql_sdir_t *def = hr_gql_dir_find(v->s, d->name);
         if (!def) {
             verr(v, d->line, d->col, "Unknown directive \"@%s\".", d->name);
+            unique_args(v, d->args);
+            for (const gql_arg_t *a = d->args; a; a = a->next)
+                unique_input_fields(v, a->value);
             continue;
         }
         if (!(def->locations & (1u << loc)))
@@ -186,11 +206,14 @@ static void check_dirs(vctx_t *v, const gql_directive_t *dirs, int loc)
 
 /* ---- selections ---- */
 
+/* The fragment of that name; with duplicates (an error of their own) the last one, as
+ * graphql-js's map keeps. */
 static gql_fragment_t *frag_find(gql_doc_t *doc, const char *name)
 {
+    gql_fragment_t *found = NULL;
     for (gql_fragment_t *f = doc->frags; f; f = f->next)
-        if (strcmp(f->name, name) == 0) return f;
-    return NULL;
+        if (strcmp(f->name, name) == 0) found = f;
+    return found;
 }
 
 static void unknown_type(vctx_t *v, const char *name, int line, int col)
@@ -206,6 +229,7 @@ static void unknown_type(vctx_t *v, const char *name, int line, int col)
 }
 
 static void selections(vctx_t *v, gql_sel_t *sels, const gql_stype_t *parent);
+static void untyped_selections(vctx_t *v, gql_sel_t *sels, int depth);
 
 /* graphql-js's MaxIntrospectionDepthRule: below __schema or __type, no path may nest three of
  * the list fields fields, interfaces, possibleTypes and inputFields (fragments followed). This
@@ -252,19 +276,23 @@ static void field(vctx_t *v, gql_sel_t *sel, const gql_stype_t *parent)
         free(opts);
         verr(v, sel->line, sel->col, "Cannot query field \"%s\" on type \"%s\".%s", sel->name,
              parent->name, sug);
-        /* The arguments' values are still checked for duplicate input fields. */
+        /* What needs no type is still checked, below too. */
+        unique_args(v, sel->args);
         for (const gql_arg_t *a = sel->args; a; a = a->next)
             unique_input_fields(v, a->value);
+        untyped_selections(v, sel->sels, 0);
         return;
     }
     sel->def = f;
     const gql_stype_t *t = hr_gql_tref_named(f->type);
     char tb[256];
     int leaf = hr_gql_is_leaf(t);
-    if (leaf && sel->has_sels)
+    if (leaf && sel->has_sels) {
         verr(v, sel->ss_line, sel->ss_col,
              "Field \"%s\" must not have a selection since type \"%s\" has no subfields.",
              sel->name, hr_gql_tref_str(f->type, tb, sizeof tb));
+        untyped_selections(v, sel->sels, 0);
+    }
     if (!leaf && !sel->has_sels)
         verr(v, sel->line, sel->col,
              "Field \"%s\" of type \"%s\" must have a selection of subfields. Did you mean "
@@ -285,7 +313,7 @@ static void selections(vctx_t *v, gql_sel_t *sels, const gql_stype_t *parent)
             check_dirs(v, sel->dirs, DL_FRAGMENT_SPREAD);
             gql_fragment_t *f = frag_find(v->doc, sel->name);
             if (!f) {
-                verr(v, sel->line + 0, sel->col + 3, "Unknown fragment \"%s\".", sel->name);
+                verr(v, sel->tc_line, sel->tc_col, "Unknown fragment \"%s\".", sel->name);
                 continue;
             }
             sel->frag = f;
@@ -302,23 +330,62 @@ static void selections(vctx_t *v, gql_sel_t *sels, const gql_stype_t *parent)
                 on = hr_gql_type_visible(v->s, sel->type_cond);
                 if (!on) {
                     unknown_type(v, sel->type_cond, sel->tc_line, sel->tc_col);
+                    untyped_selections(v, sel->sels, 0);
                     continue;
                 }
                 if (on->kind != K_OBJECT) {
                     verr(v, sel->tc_line, sel->tc_col,
                          "Fragment cannot condition on non composite type \"%s\".", on->name);
+                    untyped_selections(v, sel->sels, 0);
                     continue;
                 }
-                if (on != parent) {
+                /* Impossible here, but its fields are still checked against its type. */
+                if (on != parent)
                     verr(v, sel->line, sel->col,
                          "Fragment cannot be spread here as objects of type \"%s\" can never be "
                          "of type \"%s\".",
                          parent->name, on->name);
-                    continue;
-                }
             }
             sel->on = on;
             selections(v, sel->sels, on);
+        }
+    }
+}
+
+/* Selections whose parent type is unknown (an unknown field, a type condition that names
+ * nothing or a leaf): what graphql-js checks without types — directives, arguments and input
+ * fields given twice, fragments known (and linked, for the fragment rules) — and, below a type
+ * condition that names an object type, everything again. */
+static void untyped_selections(vctx_t *v, gql_sel_t *sels, int depth)
+{
+    for (gql_sel_t *sel = sels; sel && !v->stopped && depth <= GQL_MAX_NESTING; sel = sel->next) {
+        if (sel->kind == SEL_FIELD) {
+            check_dirs(v, sel->dirs, DL_FIELD);
+            unique_args(v, sel->args);
+            for (const gql_arg_t *a = sel->args; a; a = a->next)
+                unique_input_fields(v, a->value);
+            untyped_selections(v, sel->sels, depth + 1);
+        } else if (sel->kind == SEL_SPREAD) {
+            check_dirs(v, sel->dirs, DL_FRAGMENT_SPREAD);
+            sel->frag = frag_find(v->doc, sel->name);
+            if (!sel->frag)
+                verr(v, sel->tc_line, sel->tc_col, "Unknown fragment \"%s\".", sel->name);
+        } else {
+            check_dirs(v, sel->dirs, DL_INLINE_FRAGMENT);
+            const gql_stype_t *on =
+                sel->type_cond ? hr_gql_type_visible(v->s, sel->type_cond) : NULL;
+            if (sel->type_cond && !on) {
+                unknown_type(v, sel->type_cond, sel->tc_line, sel->tc_col);
+            } else if (on && on->kind != K_OBJECT) {
+                verr(v, sel->tc_line, sel->tc_col,
+                     "Fragment cannot condition on non composite type \"%s\".", on->name);
+                on = NULL;
+            }
+            sel->on = on;
+            if (on)
+                selections(v, sel->sels, on);
+            else
+                untyped_selections(v, sel->sels, depth + 1);
         }
     }
 }
@@ -344,8 +411,9 @@ static void value_uses(vctx_t *v, const gql_value_t *val, const gql_tref_t *t, i
     }
     const gql_tref_t *u = t && t->kind == TY_NONNULL ? t->of : t;
     if (val->kind == V_LIST) {
+        /* A list where no list is expected: graphql-js takes the type itself for its items. */
         for (const gql_value_t *i = val->items; i; i = i->next)
-            value_uses(v, i, u && u->kind == TY_LIST ? u->of : NULL, 0, NULL);
+            value_uses(v, i, u && u->kind == TY_LIST ? u->of : u, 0, NULL);
     } else if (val->kind == V_OBJECT) {
         const gql_stype_t *in =
             u && u->kind == TY_NAMED && u->type->kind == K_INPUT ? u->type : NULL;
@@ -407,13 +475,20 @@ static int subtype(const gql_tref_t *sub, const gql_tref_t *super)
 static void operation_var_defs(vctx_t *v, gql_operation_t *op)
 {
     for (gql_vardef_t *d = op->vars; d; d = d->next) {
-        for (gql_vardef_t *e = op->vars; e != d; e = e->next)
-            if (strcmp(e->name, d->name) == 0) {
-                verr(v, e->line + 0, e->col + 1, "There can be only one variable named \"$%s\".",
+        /* One error per name, at every definition of it. */
+        const gql_vardef_t *e = op->vars;
+        while (e != d && strcmp(e->name, d->name) != 0)
+            e = e->next;
+        int reported = 0;
+        for (const gql_vardef_t *f = d->next; f && e == d; f = f->next) {
+            if (strcmp(f->name, d->name) != 0) continue;
+            if (!reported) {
+                verr(v, d->name_line, d->name_col, "There can be only one variable named \"$%s\".",
                      d->name);
-                vloc(v, d->line, d->col + 1);
-                break;
+                reported = 1;
             }
+            vloc(v, f->name_line, f->name_col);
+        }
         check_dirs(v, d->dirs, DL_VARIABLE_DEFINITION);
         const gql_type_t *n = d->type;
         while (n->kind != TY_NAMED)
@@ -444,9 +519,10 @@ static void operation_vars(vctx_t *v, gql_operation_t *op)
     sels_uses(v, op->sels);
     for (size_t i = 0; i < v->nuses; i++) {
         usage_t *u = &v->uses[i];
-        gql_vardef_t *d = op->vars;
-        while (d && strcmp(d->name, u->name) != 0)
-            d = d->next;
+        /* The last definition of the name counts (graphql-js's map keeps the last). */
+        gql_vardef_t *d = NULL;
+        for (gql_vardef_t *e = op->vars; e; e = e->next)
+            if (strcmp(e->name, u->name) == 0) d = e;
         if (!d) {
             if (op->name)
                 verr(v, u->line, u->col, "Variable \"$%s\" is not defined by operation \"%s\".",
@@ -456,7 +532,7 @@ static void operation_vars(vctx_t *v, gql_operation_t *op)
             vloc(v, op->line, op->col);
             continue;
         }
-        for (gql_vardef_t *e = d; e; e = e->next)
+        for (gql_vardef_t *e = op->vars; e; e = e->next)
             if (strcmp(e->name, d->name) == 0) e->used = 1;
         gql_tref_t *vt = hr_gql_tref_resolve(v->s, v->a, d->type);
         if (!vt) continue;
@@ -494,67 +570,89 @@ static void operation_vars(vctx_t *v, gql_operation_t *op)
 
 /* ---- fragments ---- */
 
-typedef struct spread_stack {
-    const gql_sel_t *spread;
-    struct spread_stack *up;
-} spread_stack_t;
+/* graphql-js's NoFragmentCyclesRule, by fragment name (the last definition of a name is the
+ * one spreads reach): a depth-first walk from each fragment over the spreads of its selection
+ * set; a spread of a fragment already on the path closes a cycle, reported at the spreads
+ * along it. Each name is walked once. */
+typedef struct spreads {
+    const gql_sel_t **s;
+    size_t n, cap;
+} spreads_t;
 
-static void cycles_sels(vctx_t *v, gql_fragment_t *root, spread_stack_t *stack,
-                        const gql_sel_t *sels)
+static void direct_spreads(const gql_sel_t *sels, spreads_t *out, int depth)
 {
-    for (const gql_sel_t *sel = sels; sel && !v->stopped; sel = sel->next) {
-        if (sel->kind != SEL_SPREAD) {
-            cycles_sels(v, root, stack, sel->sels);
-            continue;
+    for (const gql_sel_t *sel = sels; sel && depth <= GQL_MAX_NESTING; sel = sel->next) {
+        if (sel->kind == SEL_SPREAD) {
+            if (out->n == out->cap) {
+                out->cap = out->cap ? out->cap * 2 : 8;
+                out->s = hr_xrealloc(out->s, out->cap * sizeof *out->s);
+            }
+            out->s[out->n++] = sel;
+        } else {
+            direct_spreads(sel->sels, out, depth + 1);
         }
-        gql_fragment_t *f = sel->frag;
-        if (!f) continue;
-        spread_stack_t top = {sel, stack};
-        if (f == root) {
-            /* The path from root back to itself. */
-            char via[512] = "";
-            size_t at = 0, n = 0;
-            const spread_stack_t *path[64];
-            for (const spread_stack_t *s = stack; s && n < 64; s = s->up)
-                path[n++] = s;
-            for (size_t i = n; i-- > 0;)
-                if (at < sizeof via)
-                    at += (size_t)snprintf(via + at, sizeof via - at, "%s\"%s\"",
-                                           i == n - 1 ? " via " : ", ", path[i]->spread->name);
-            verr(v, n ? path[n - 1]->spread->line : sel->line,
-                 n ? path[n - 1]->spread->col : sel->col,
-                 "Cannot spread fragment \"%s\" within itself%s.", root->name, via);
-            for (size_t i = n - 1; n && i-- > 0;)
-                vloc(v, path[i]->spread->line, path[i]->spread->col);
-            if (n) vloc(v, sel->line, sel->col);
-            continue;
-        }
-        if (f->state != 0) continue; /* on the stack (a cycle not through root) or done */
-        f->state = 1;
-        cycles_sels(v, root, &top, f->sels);
     }
+}
+
+static void detect_cycles(vctx_t *v, gql_fragment_t *f, spreads_t *path)
+{
+    gql_fragment_t *canon = frag_find(v->doc, f->name);
+    if (canon->state) return; /* walked */
+    canon->state = 1;
+    spreads_t sp = {0};
+    direct_spreads(f->sels, &sp, 0);
+    canon->cycle_at = (int)path->n + 1;
+    for (size_t i = 0; i < sp.n && !v->stopped; i++) {
+        gql_fragment_t *target = frag_find(v->doc, sp.s[i]->name);
+        if (path->n == path->cap) {
+            path->cap = path->cap ? path->cap * 2 : 8;
+            path->s = hr_xrealloc(path->s, path->cap * sizeof *path->s);
+        }
+        path->s[path->n++] = sp.s[i];
+        if (target && !target->cycle_at) {
+            detect_cycles(v, target, path);
+        } else if (target) {
+            size_t from = (size_t)target->cycle_at - 1;
+            char via[1024] = "";
+            size_t at = 0;
+            for (size_t k = from; k + 1 < path->n && at < sizeof via; k++)
+                at += (size_t)snprintf(via + at, sizeof via - at, "%s\"%s\"",
+                                       k == from ? " via " : ", ", path->s[k]->name);
+            verr(v, path->s[from]->line, path->s[from]->col,
+                 "Cannot spread fragment \"%s\" within itself%s.", sp.s[i]->name, via);
+            for (size_t k = from + 1; k < path->n; k++)
+                vloc(v, path->s[k]->line, path->s[k]->col);
+        }
+        path->n--;
+    }
+    canon->cycle_at = 0;
+    free(sp.s);
 }
 
 static void fragment_cycles(vctx_t *v)
 {
-    /* For each fragment, look for a path back to it through fragments not checked yet (so each
-     * cycle is reported once, from its first fragment in document order). */
-    for (gql_fragment_t *root = v->doc->frags; root && !v->stopped; root = root->next) {
-        for (gql_fragment_t *f = v->doc->frags; f; f = f->next)
-            if (f->state == 1) f->state = 0;
-        root->state = 1;
-        cycles_sels(v, root, NULL, root->sels);
-        root->state = 2;
-    }
+    spreads_t path = {0};
+    for (gql_fragment_t *f = v->doc->frags; f && !v->stopped; f = f->next)
+        detect_cycles(v, f, &path);
+    free(path.s);
 }
 
 /* ---- overlapping fields ---- */
 
-/* A field in a merged selection set; parent is the field whose selection set it came from. */
+/* graphql-js's OverlappingFieldsCanBeMergedRule. Every selection set of the document (not an
+ * inline fragment's: its fields belong to the enclosing set) is checked once: the fields it
+ * selects, fragments expanded, are compared pairwise within each response key. A pair conflicts
+ * when the fields differ in name or arguments (unless their parent types are different object
+ * types, which can never both apply), when their types differ in shape, or when their
+ * sub-selections hold a conflicting pair. Fields reached through the same top-level fragment
+ * are compared where that fragment is defined, not again here. A work budget bounds all this
+ * when fragments fan out. */
+
 typedef struct fent {
     const char *key;
     const gql_sel_t *sel;
-    const struct fent *parent;
+    const gql_stype_t *ptype; /* the parent type (NULL: unknown) */
+    const char *origin;       /* the top-level fragment it came through, or NULL */
 } fent_t;
 
 typedef struct fset {
@@ -562,7 +660,8 @@ typedef struct fset {
     size_t n, cap;
 } fset_t;
 
-static void collect(vctx_t *v, const gql_sel_t *sels, const fent_t *parent, fset_t *out, int depth)
+static void collect(vctx_t *v, const gql_sel_t *sels, const gql_stype_t *type, const char *origin,
+                    fset_t *out, int depth)
 {
     for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
         if (--v->budget < 0 || depth > GQL_MAX_NESTING) return;
@@ -571,13 +670,149 @@ static void collect(vctx_t *v, const gql_sel_t *sels, const fent_t *parent, fset
                 out->cap = out->cap ? out->cap * 2 : 16;
                 out->e = hr_xrealloc(out->e, out->cap * sizeof *out->e);
             }
-            out->e[out->n++] = (fent_t){sel->alias ? sel->alias : sel->name, sel, parent};
+            out->e[out->n++] = (fent_t){sel->alias ? sel->alias : sel->name, sel, type, origin};
         } else if (sel->kind == SEL_INLINE) {
-            collect(v, sel->sels, parent, out, depth + 1);
-        } else if (sel->frag) {
-            collect(v, sel->frag->sels, parent, out, depth + 1);
+            collect(v, sel->sels, sel->type_cond ? sel->on : type, origin, out, depth + 1);
+        } else if (sel->frag && sel->frag->visit != v->walk) {
+            sel->frag->visit = v->walk; /* each fragment once per collection */
+            collect(v, sel->frag->sels, sel->frag->on, origin ? origin : sel->frag->name, out,
+                    depth + 1);
         }
     }
+}
+
+static void fields_of(vctx_t *v, const gql_sel_t *sels, const gql_stype_t *type, fset_t *out)
+{
+    v->walk++;
+    collect(v, sels, type, NULL, out, 0);
+}
+
+/* The fields of an fset grouped by response key: ord is (key, position) sorted, so each key's
+ * fields are one run, in the order written; runs are listed in the order their keys first
+ * appear. Sorting keeps a wide selection set at n log n. */
+typedef struct keyed {
+    const char *key;
+    size_t idx; /* position in the fset */
+} keyed_t;
+
+typedef struct run {
+    size_t start, end; /* ord[start, end) */
+} run_t;
+
+typedef struct groups {
+    keyed_t *ord;
+    size_t n;
+    run_t *runs;
+    size_t nruns;
+} groups_t;
+
+static int by_key(const void *x, const void *y)
+{
+    const keyed_t *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int by_first(const void *x, const void *y, void *ord)
+{
+    const run_t *a = x, *b = y;
+    size_t ia = ((const keyed_t *)ord)[a->start].idx, ib = ((const keyed_t *)ord)[b->start].idx;
+    return (ia > ib) - (ia < ib);
+}
+
+static void group(const fset_t *fs, groups_t *g)
+{
+    g->n = fs->n;
+    g->ord = hr_xmalloc((fs->n ? fs->n : 1) * sizeof *g->ord);
+    g->runs = hr_xmalloc((fs->n ? fs->n : 1) * sizeof *g->runs);
+    g->nruns = 0;
+    for (size_t i = 0; i < fs->n; i++)
+        g->ord[i] = (keyed_t){fs->e[i].key, i};
+    qsort(g->ord, fs->n, sizeof *g->ord, by_key);
+    for (size_t i = 0; i < fs->n; i++) {
+        if (i == 0 || strcmp(g->ord[i].key, g->ord[i - 1].key) != 0)
+            g->runs[g->nruns++] = (run_t){i, i};
+        g->runs[g->nruns - 1].end = i + 1;
+    }
+    qsort_r(g->runs, g->nruns, sizeof *g->runs, by_first, g->ord);
+}
+
+/* The run of key in g (binary search), or NULL. */
+static const run_t *run_find(const groups_t *g, const char *key, run_t *out)
+{
+    size_t lo = 0, hi = g->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(g->ord[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == g->n || strcmp(g->ord[lo].key, key) != 0) return NULL;
+    out->start = lo;
+    out->end = lo;
+    while (out->end < g->n && strcmp(g->ord[out->end].key, key) == 0)
+        out->end++;
+    return out;
+}
+
+static void groups_free(groups_t *g)
+{
+    free(g->ord);
+    free(g->runs);
+}
+
+/* graphql-js compares arguments printed with object fields sorted. */
+static void print_sorted(hr_buf_t *b, const gql_value_t *val)
+{
+    if (val->kind != V_OBJECT && val->kind != V_LIST) {
+        char tmp[1024];
+        hr_gql_print_value(val, tmp, sizeof tmp);
+        hr_buf_puts(b, tmp);
+        return;
+    }
+    if (val->kind == V_LIST) {
+        hr_buf_putc(b, '[');
+        for (const gql_value_t *i = val->items; i; i = i->next) {
+            print_sorted(b, i);
+            if (i->next) hr_buf_puts(b, ", ");
+        }
+        hr_buf_putc(b, ']');
+        return;
+    }
+    size_t n = 0;
+    for (const gql_value_t *i = val->items; i; i = i->next)
+        n++;
+    const gql_value_t **f = hr_xmalloc((n ? n : 1) * sizeof *f);
+    n = 0;
+    for (const gql_value_t *i = val->items; i; i = i->next) {
+        size_t k = n++;
+        while (k > 0 && strcmp(f[k - 1]->name, i->name) > 0) {
+            f[k] = f[k - 1];
+            k--;
+        }
+        f[k] = i;
+    }
+    hr_buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        hr_buf_printf(b, "%s%s: ", i ? ", " : "", f[i]->name);
+        print_sorted(b, f[i]);
+    }
+    hr_buf_putc(b, '}');
+    free(f);
+}
+
+static int same_value(const gql_value_t *x, const gql_value_t *y)
+{
+    hr_buf_t a, b;
+    hr_buf_init(&a, 0);
+    hr_buf_init(&b, 0);
+    print_sorted(&a, x);
+    print_sorted(&b, y);
+    int same = a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+    hr_buf_free(&a);
+    hr_buf_free(&b);
+    return same;
 }
 
 static int same_args(const gql_arg_t *a, const gql_arg_t *b)
@@ -592,124 +827,289 @@ static int same_args(const gql_arg_t *a, const gql_arg_t *b)
         const gql_arg_t *y = b;
         while (y && strcmp(x->name, y->name) != 0)
             y = y->next;
-        if (!y) return 0;
-        char p1[512], p2[512];
-        hr_gql_print_value(x->value, p1, sizeof p1);
-        hr_gql_print_value(y->value, p2, sizeof p2);
-        if (strcmp(p1, p2) != 0) return 0;
+        if (!y || !same_value(x->value, y->value)) return 0;
     }
     return 1;
 }
 
-/* Reports a conflict between a and b as graphql-js words it: from the outermost pair of
- * different fields whose sub-selections led to it ("Fields "e" conflict because subfields "x"
- * conflict because …"), with the locations of each side's chain. */
-static void report_conflict(vctx_t *v, const fent_t *a, const fent_t *b, const char *reason)
+/* graphql-js's doTypesConflict. */
+static int types_conflict(const gql_tref_t *a, const gql_tref_t *b)
 {
-    const fent_t *ca[GQL_MAX_NESTING + 2], *cb[GQL_MAX_NESTING + 2];
-    size_t n = 0;
-    for (const fent_t *x = a, *y = b; x && y && x != y && n < GQL_MAX_NESTING + 2;
-         x = x->parent, y = y->parent) {
-        ca[n] = x;
-        cb[n] = y;
-        n++;
-    }
-    char msg[1024];
-    size_t at =
-        (size_t)snprintf(msg, sizeof msg, "Fields \"%s\" conflict because ", ca[n - 1]->key);
-    for (size_t i = n - 1; i-- > 0 && at < sizeof msg;)
-        at += (size_t)snprintf(msg + at, sizeof msg - at, "subfields \"%s\" conflict because ",
-                               ca[i]->key);
-    if (at < sizeof msg)
-        snprintf(msg + at, sizeof msg - at,
-                 "%s. Use different aliases on the fields to fetch both if this was intentional.",
-                 reason);
-    verr(v, ca[n - 1]->sel->line, ca[n - 1]->sel->col, "%s", msg);
-    for (size_t i = n - 1; i-- > 0;)
-        vloc(v, ca[i]->sel->line, ca[i]->sel->col);
-    for (size_t i = n; i-- > 0;)
-        vloc(v, cb[i]->sel->line, cb[i]->sel->col);
+    if (a->kind == TY_LIST) return b->kind == TY_LIST ? types_conflict(a->of, b->of) : 1;
+    if (b->kind == TY_LIST) return 1;
+    if (a->kind == TY_NONNULL) return b->kind == TY_NONNULL ? types_conflict(a->of, b->of) : 1;
+    if (b->kind == TY_NONNULL) return 1;
+    if (hr_gql_is_leaf(a->type) || hr_gql_is_leaf(b->type)) return a->type != b->type;
+    return 0;
 }
 
-typedef struct keyed {
-    const char *key;
-    size_t idx; /* in the fset */
-} keyed_t;
+typedef struct loc {
+    int line, col;
+} loc_t;
 
-static int by_key(const void *x, const void *y)
+/* A conflict: why, and the fields of each side (the pair first, then those below it). */
+typedef struct conflict {
+    hr_buf_t reason;
+    loc_t *l1, *l2;
+    size_t n1, n2;
+} conflict_t;
+
+static void conflict_free(conflict_t *c)
 {
-    const keyed_t *a = x, *b = y;
-    int c = strcmp(a->key, b->key);
-    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+    hr_buf_free(&c->reason);
+    free(c->l1);
+    free(c->l2);
 }
 
-/* A run of fields sharing a response key: ord[start, end); first is where the key is first
- * written. */
-typedef struct run {
-    size_t start, end, first;
-} run_t;
-
-static int by_first(const void *x, const void *y)
+static void locs_add(loc_t **l, size_t *n, int line, int col)
 {
-    const run_t *a = x, *b = y;
-    return (a->first > b->first) - (a->first < b->first);
+    *l = hr_xrealloc(*l, (*n + 1) * sizeof **l);
+    (*l)[(*n)++] = (loc_t){line, col};
 }
 
-/* Checks the fields of the given selection sets (merged, as execution merges them). Fields are
- * grouped by response key by sorting, so a wide selection set costs n log n, not n². */
-static void overlap(vctx_t *v, const gql_sel_t *const *sets, const fent_t *const *parents,
-                    size_t nsets, int depth)
+static int find_conflict(vctx_t *v, const fent_t *a, const fent_t *b, int exclusive,
+                         conflict_t *out, int depth);
+
+/* The conflicts between two sub-selections (cross pairs only), folded into out's reason as
+ * graphql-js words them: subfields "x" conflict because … and subfields "y" conflict because …. */
+static int sub_conflicts(vctx_t *v, const fent_t *a, const fent_t *b, int exclusive,
+                         conflict_t *out, int depth)
 {
-    fset_t fs = {0};
-    for (size_t i = 0; i < nsets; i++)
-        collect(v, sets[i], parents[i], &fs, 0);
-    if (!fs.n) return;
-    keyed_t *ord = hr_xmalloc(fs.n * sizeof *ord);
-    for (size_t i = 0; i < fs.n; i++)
-        ord[i] = (keyed_t){fs.e[i].key, i};
-    qsort(ord, fs.n, sizeof *ord, by_key);
-    run_t *runs = hr_xmalloc(fs.n * sizeof *runs);
-    size_t nruns = 0;
-    for (size_t i = 0; i < fs.n; i++) {
-        if (i == 0 || strcmp(ord[i].key, ord[i - 1].key) != 0)
-            runs[nruns++] = (run_t){i, i, ord[i].idx};
-        runs[nruns - 1].end = i + 1;
-    }
-    qsort(runs, nruns, sizeof *runs, by_first); /* conflicts reported in document order */
-    for (size_t r = 0; r < nruns && v->budget > 0 && !v->stopped; r++) {
-        const fent_t *a = &fs.e[ord[runs[r].start].idx];
-        const gql_sel_t **subs = NULL;
-        const fent_t **subp = NULL;
-        size_t nsubs = 0;
-        int conflict = 0;
-        for (size_t k = runs[r].start; k < runs[r].end; k++) {
-            const fent_t *b = &fs.e[ord[k].idx];
-            v->budget--;
-            if (b != a && !conflict) {
-                char reason[512];
-                if (strcmp(a->sel->name, b->sel->name) != 0) {
-                    snprintf(reason, sizeof reason, "\"%s\" and \"%s\" are different fields",
-                             a->sel->name, b->sel->name);
-                    report_conflict(v, a, b, reason);
-                    conflict = 1;
-                } else if (!same_args(a->sel->args, b->sel->args)) {
-                    report_conflict(v, a, b, "they have differing arguments");
-                    conflict = 1;
+    const gql_stype_t *ta = a->sel->def ? hr_gql_tref_named(a->sel->def->type) : NULL;
+    const gql_stype_t *tb = b->sel->def ? hr_gql_tref_named(b->sel->def->type) : NULL;
+    fset_t fa = {0}, fb = {0};
+    fields_of(v, a->sel->sels, ta, &fa);
+    fields_of(v, b->sel->sels, tb, &fb);
+    groups_t ga, gb;
+    group(&fa, &ga);
+    group(&fb, &gb);
+    int found = 0;
+    for (size_t r = 0; r < ga.nruns && v->budget > 0; r++) {
+        const run_t *ra = &ga.runs[r];
+        run_t rbuf;
+        const run_t *rb = run_find(&gb, ga.ord[ra->start].key, &rbuf);
+        for (size_t i = ra->start; rb && i < ra->end && v->budget > 0; i++) {
+            const fent_t *x = &fa.e[ga.ord[i].idx];
+            for (size_t j = rb->start; j < rb->end && v->budget > 0; j++) {
+                const fent_t *y = &fb.e[gb.ord[j].idx];
+                if (x->origin && y->origin && strcmp(x->origin, y->origin) == 0) continue;
+                conflict_t c = {0};
+                hr_buf_init(&c.reason, 0);
+                if (find_conflict(v, x, y, exclusive, &c, depth + 1)) {
+                    hr_buf_printf(&out->reason, "%ssubfields \"%s\" conflict because %s",
+                                  found ? " and " : "", x->key, c.reason.data);
+                    for (size_t m = 0; m < c.n1; m++)
+                        locs_add(&out->l1, &out->n1, c.l1[m].line, c.l1[m].col);
+                    for (size_t m = 0; m < c.n2; m++)
+                        locs_add(&out->l2, &out->n2, c.l2[m].line, c.l2[m].col);
+                    found = 1;
                 }
-            }
-            if (b->sel->sels) {
-                subs = hr_xrealloc(subs, (nsubs + 1) * sizeof *subs);
-                subp = hr_xrealloc(subp, (nsubs + 1) * sizeof *subp);
-                subs[nsubs] = b->sel->sels;
-                subp[nsubs++] = b;
+                conflict_free(&c);
             }
         }
-        if (!conflict && nsubs && depth < GQL_MAX_NESTING) overlap(v, subs, subp, nsubs, depth + 1);
-        free(subs);
-        free(subp);
     }
-    free(runs);
-    free(ord);
+    groups_free(&ga);
+    groups_free(&gb);
+    free(fa.e);
+    free(fb.e);
+    return found;
+}
+
+static int find_conflict(vctx_t *v, const fent_t *a, const fent_t *b, int exclusive,
+                         conflict_t *out, int depth)
+{
+    char ta[256], tb[256];
+    if (--v->budget < 0 || depth > GQL_MAX_NESTING) return 0;
+    exclusive = exclusive || (a->ptype && b->ptype && a->ptype != b->ptype);
+    locs_add(&out->l1, &out->n1, a->sel->line, a->sel->col);
+    locs_add(&out->l2, &out->n2, b->sel->line, b->sel->col);
+    if (!exclusive && strcmp(a->sel->name, b->sel->name) != 0) {
+        hr_buf_printf(&out->reason, "\"%s\" and \"%s\" are different fields", a->sel->name,
+                      b->sel->name);
+        return 1;
+    }
+    if (!exclusive && !same_args(a->sel->args, b->sel->args)) {
+        hr_buf_puts(&out->reason, "they have differing arguments");
+        return 1;
+    }
+    if (a->sel->def && b->sel->def && types_conflict(a->sel->def->type, b->sel->def->type)) {
+        hr_buf_printf(&out->reason, "they return conflicting types \"%s\" and \"%s\"",
+                      hr_gql_tref_str(a->sel->def->type, ta, sizeof ta),
+                      hr_gql_tref_str(b->sel->def->type, tb, sizeof tb));
+        return 1;
+    }
+    if (a->sel->sels && b->sel->sels) return sub_conflicts(v, a, b, exclusive, out, depth);
+    return 0;
+}
+
+/* The conflicts within one selection set, reported. */
+static void overlap_within(vctx_t *v, const gql_sel_t *sels, const gql_stype_t *type)
+{
+    fset_t fs = {0};
+    fields_of(v, sels, type, &fs);
+    groups_t g;
+    group(&fs, &g);
+    for (size_t r = 0; r < g.nruns && v->budget > 0 && !v->stopped; r++) {
+        for (size_t i = g.runs[r].start; i < g.runs[r].end && v->budget > 0; i++) {
+            for (size_t j = i + 1; j < g.runs[r].end && v->budget > 0 && !v->stopped; j++) {
+                const fent_t *x = &fs.e[g.ord[i].idx], *y = &fs.e[g.ord[j].idx];
+                if (x->origin && y->origin && strcmp(x->origin, y->origin) == 0) continue;
+                conflict_t c = {0};
+                hr_buf_init(&c.reason, 0);
+                if (find_conflict(v, x, y, 0, &c, 0)) {
+                    verr(v, c.l1[0].line, c.l1[0].col,
+                         "Fields \"%s\" conflict because %s. Use different aliases on the fields "
+                         "to fetch both if this was intentional.",
+                         x->key, c.reason.data);
+                    for (size_t k = 1; k < c.n1; k++)
+                        vloc(v, c.l1[k].line, c.l1[k].col);
+                    for (size_t k = 0; k < c.n2; k++)
+                        vloc(v, c.l2[k].line, c.l2[k].col);
+                }
+                conflict_free(&c);
+            }
+        }
+    }
+    groups_free(&g);
+    free(fs.e);
+}
+
+/* Every selection set below sels (fields' ones; inline fragments' fields belong to sels). */
+static void overlap_walk(vctx_t *v, const gql_sel_t *sels, const gql_stype_t *type, int top,
+                         int depth)
+{
+    if (depth > GQL_MAX_NESTING || v->budget <= 0) return;
+    if (top) overlap_within(v, sels, type);
+    for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
+        if (sel->kind == SEL_FIELD && sel->sels)
+            overlap_walk(v, sel->sels, sel->def ? hr_gql_tref_named(sel->def->type) : NULL, 1,
+                         depth + 1);
+        else if (sel->kind == SEL_INLINE)
+            overlap_walk(v, sel->sels, sel->type_cond ? sel->on : type, 0, depth + 1);
+    }
+}
+
+/* graphql-js's KnownTypeNames on a type system definition inside a request: its types must
+ * exist in the schema, be specified scalars, or be defined in the same document. */
+static void sdl_type_name(vctx_t *v, const gql_type_t *t)
+{
+    static const char *const standard[] = {"String", "Int", "Float", "Boolean", "ID"};
+    while (t->kind != TY_NAMED)
+        t = t->of;
+    if (hr_gql_type_visible(v->s, t->name)) return;
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(t->name, standard[i]) == 0) return;
+    size_t n = 5;
+    for (const gql_tdef_t *d = v->doc->tdefs; d; d = d->next) {
+        if (d->name && d->kind != TD_DIRECTIVE && strcmp(d->name, t->name) == 0) return;
+        n++;
+    }
+    const char **opts = malloc((n + v->s->ntypes) * sizeof *opts);
+    size_t k = 0;
+    for (size_t i = 0; i < 5; i++)
+        opts[k++] = standard[i];
+    for (size_t i = 0; i < v->s->ntypes; i++)
+        if (hr_gql_type_visible(v->s, v->s->types[i]->name)) opts[k++] = v->s->types[i]->name;
+    for (const gql_tdef_t *d = v->doc->tdefs; d; d = d->next)
+        if (d->name && d->kind != TD_DIRECTIVE) opts[k++] = d->name;
+    char sug[300] = "";
+    if (!full(v)) hr_gql_suggest(NULL, t->name, opts, k, sug, sizeof sug);
+    free(opts);
+    verr(v, t->line, t->col, "Unknown type \"%s\".%s", t->name, sug);
+}
+
+/* ... and its directives must be known and allowed where they are. */
+static void sdl_type_names(vctx_t *v, const gql_tdef_t *t)
+{
+    static const int type_loc[] = {
+        [TD_OBJECT] = DL_OBJECT, [TD_INPUT] = DL_INPUT_OBJECT, [TD_ENUM] = DL_ENUM,
+        [TD_SCALAR] = DL_SCALAR, [TD_SCHEMA] = DL_SCHEMA,      [TD_DIRECTIVE] = DL_SCHEMA};
+    static const int field_loc[] = {
+        [TD_OBJECT] = DL_FIELD_DEFINITION, [TD_INPUT] = DL_INPUT_FIELD_DEFINITION,
+        [TD_ENUM] = DL_ENUM_VALUE,         [TD_SCALAR] = DL_FIELD_DEFINITION,
+        [TD_SCHEMA] = DL_SCHEMA,           [TD_DIRECTIVE] = DL_ARGUMENT_DEFINITION};
+    check_dirs(v, t->dirs, type_loc[t->kind]);
+    for (const gql_fdef_t *f = t->fields; f; f = f->next) {
+        if (f->type) sdl_type_name(v, f->type);
+        check_dirs(v, f->dirs, field_loc[t->kind]);
+        for (const gql_fdef_t *a = f->args; a; a = a->next) {
+            if (a->type) sdl_type_name(v, a->type);
+            check_dirs(v, a->dirs, DL_ARGUMENT_DEFINITION);
+        }
+    }
+}
+
+/* ---- subscriptions ---- */
+
+/* The root fields as graphql-js's collectFields gathers them for SingleFieldSubscriptionsRule:
+ * @skip/@include applied (a variable counts as not given), fragments only on the root type
+ * itself, each fragment once. */
+static void root_fields(vctx_t *v, const gql_sel_t *sels, const gql_stype_t *root, fset_t *out,
+                        int depth)
+{
+    for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
+        if (--v->budget < 0 || depth > GQL_MAX_NESTING) return;
+        if (!hr_gql_included(sel->dirs, NULL)) continue;
+        if (sel->kind == SEL_FIELD) {
+            if (out->n == out->cap) {
+                out->cap = out->cap ? out->cap * 2 : 16;
+                out->e = hr_xrealloc(out->e, out->cap * sizeof *out->e);
+            }
+            out->e[out->n++] = (fent_t){sel->alias ? sel->alias : sel->name, sel, root, NULL};
+        } else if (sel->kind == SEL_INLINE) {
+            if (sel->type_cond && hr_gql_type_visible(v->s, sel->type_cond) != root) continue;
+            root_fields(v, sel->sels, root, out, depth + 1);
+        } else {
+            gql_fragment_t *f = frag_find(v->doc, sel->name);
+            if (!f || f->visit == v->walk || f->on != root) continue;
+            f->visit = v->walk;
+            root_fields(v, f->sels, root, out, depth + 1);
+        }
+    }
+}
+
+static void single_root_field(vctx_t *v, const gql_operation_t *op)
+{
+    fset_t fs = {0};
+    long budget = v->budget;
+    v->walk++;
+    root_fields(v, op->sels, v->s->subscription, &fs, 0);
+    v->budget = budget;
+    char who[300];
+    if (op->name)
+        snprintf(who, sizeof who, "Subscription \"%s\"", op->name);
+    else
+        snprintf(who, sizeof who, "Anonymous Subscription");
+    /* Response keys in the order they first appear; the fields of every key after the first. */
+    int reported = 0;
+    for (size_t i = 0; i < fs.n; i++) {
+        size_t first = 0;
+        while (strcmp(fs.e[first].key, fs.e[i].key) != 0)
+            first++;
+        if (first == 0) continue; /* the first key */
+        /* Listed group by group: the fields of this key when i is its first field. */
+        if (first != i) continue;
+        for (size_t j = i; j < fs.n; j++) {
+            if (strcmp(fs.e[j].key, fs.e[i].key) != 0) continue;
+            if (!reported) {
+                verr(v, fs.e[j].sel->line, fs.e[j].sel->col,
+                     "%s must select only one top level field.", who);
+                reported = 1;
+            } else {
+                vloc(v, fs.e[j].sel->line, fs.e[j].sel->col);
+            }
+        }
+    }
+    for (size_t i = 0; i < fs.n; i++) {
+        size_t first = 0;
+        while (strcmp(fs.e[first].key, fs.e[i].key) != 0)
+            first++;
+        if (first != i || strncmp(fs.e[i].sel->name, "__", 2) != 0) continue;
+        verr(v, fs.e[i].sel->line, fs.e[i].sel->col,
+             "%s must not select an introspection top level field.", who);
+        for (size_t j = i + 1; j < fs.n; j++)
+            if (strcmp(fs.e[j].key, fs.e[i].key) == 0) vloc(v, fs.e[j].sel->line, fs.e[j].sel->col);
+    }
     free(fs.e);
 }
 
@@ -724,6 +1124,7 @@ int hr_gql_validate(const hr_gql_schema_t *s, gql_arena_t *arena, gql_doc_t *doc
             verr(&v, t->line, t->col, "The schema definition is not executable.");
         else
             verr(&v, t->line, t->col, "The \"%s\" definition is not executable.", t->name);
+        sdl_type_names(&v, t);
     }
     for (gql_operation_t *op = doc->ops; op; op = op->next)
         nops++;
@@ -771,41 +1172,21 @@ int hr_gql_validate(const hr_gql_schema_t *s, gql_arena_t *arena, gql_doc_t *doc
         if (!root) {
             verr(&v, op->line, op->col, "Schema is not configured to execute %s operation.",
                  kinds[op->kind]);
+            untyped_selections(&v, op->sels, 0);
             continue;
         }
         selections(&v, op->sels, root);
     }
     for (gql_fragment_t *f = doc->frags; f && !v.stopped; f = f->next) {
         check_dirs(&v, f->dirs, DL_FRAGMENT_DEFINITION);
-        if (f->on) selections(&v, f->sels, f->on);
-    }
-    /* Subscriptions: one root field, not an introspection one (fragments followed). */
-    for (gql_operation_t *op = doc->ops; op && !v.stopped; op = op->next) {
-        if (op->kind != HR_GQL_SUBSCRIPTION) continue;
-        fset_t fs = {0};
-        long budget = v.budget;
-        collect(&v, op->sels, NULL, &fs, 0);
-        v.budget = budget;
-        /* More than one response key? (No need to count them.) */
-        size_t other = 0;
-        for (size_t i = 1; i < fs.n && !other; i++)
-            if (strcmp(fs.e[i].key, fs.e[0].key) != 0) other = i;
-        char who[300];
-        if (op->name)
-            snprintf(who, sizeof who, "Subscription \"%s\"", op->name);
+        if (f->on)
+            selections(&v, f->sels, f->on);
         else
-            snprintf(who, sizeof who, "Anonymous Subscription");
-        if (other)
-            verr(&v, fs.e[other].sel->line, fs.e[other].sel->col,
-                 "%s must select only one top level field.", who);
-        for (size_t i = 0; i < fs.n; i++)
-            if (strncmp(fs.e[i].sel->name, "__", 2) == 0) {
-                verr(&v, fs.e[i].sel->line, fs.e[i].sel->col,
-                     "%s must not select an introspection top level field.", who);
-                break;
-            }
-        free(fs.e);
+            untyped_selections(&v, f->sels, 0);
     }
+    /* Subscriptions: one root field, not an introspection one. */
+    for (gql_operation_t *op = doc->ops; op && !v.stopped; op = op->next)
+        if (op->kind == HR_GQL_SUBSCRIPTION) single_root_field(&v, op);
     /* Fragments: cycles. */
     fragment_cycles(&v);
     /* Variables, per operation (the walk also marks the fragments operations reach). */
@@ -819,13 +1200,14 @@ int hr_gql_validate(const hr_gql_schema_t *s, gql_arena_t *arena, gql_doc_t *doc
             used = g->visit && strcmp(g->name, f->name) == 0;
         if (!used) verr(&v, f->line, f->col, "Fragment \"%s\" is never used.", f->name);
     }
-    /* Fields that share a response key. */
-    if (v.nerr == 0) {
-        for (gql_operation_t *op = doc->ops; op && !v.stopped; op = op->next) {
-            const gql_sel_t *set = op->sels;
-            const fent_t *none = NULL;
-            overlap(&v, &set, &none, 1, 0);
-        }
+    /* Fields that share a response key, in operations and fragments. */
+    for (gql_operation_t *op = doc->ops; op && !v.stopped; op = op->next) {
+        const gql_stype_t *root = op->kind == HR_GQL_QUERY      ? s->query
+                                  : op->kind == HR_GQL_MUTATION ? s->mutation
+                                                                : s->subscription;
+        overlap_walk(&v, op->sels, root, 1, 0);
     }
+    for (gql_fragment_t *f = doc->frags; f && !v.stopped; f = f->next)
+        overlap_walk(&v, f->sels, f->on, 1, 0);
     return v.nerr + v.stopped;
 }
