@@ -196,7 +196,7 @@ static void inspect(hr_buf_t *b, json_t *v, int depth)
             hr_buf_puts(b, "[]");
             break;
         }
-        if (depth > 2) {
+        if (depth >= 2) { /* graphql-js's inspect shows two levels */
             hr_buf_puts(b, "[Array]");
             break;
         }
@@ -214,7 +214,7 @@ static void inspect(hr_buf_t *b, json_t *v, int depth)
             hr_buf_puts(b, "{}");
             break;
         }
-        if (depth > 2) {
+        if (depth >= 2) {
             hr_buf_puts(b, "[Object]");
             break;
         }
@@ -790,24 +790,54 @@ int hr_gql_literal_check(const gql_tref_t *t, const gql_value_t *v, hr_gql_lit_r
 
 /* ---- variables ---- */
 
+/* graphql-js's coerceInputValue: every error of the value is reported (list items, fields),
+ * each as 'Variable "$v" got invalid value X at "v.path"; reason'. */
 typedef struct jc {
-    char *msg;
-    size_t msgsz;
+    json_t *errors; /* where errors go */
+    const char *var;
+    int line, col; /* the variable's definition */
+    int nerr;
     hr_buf_t path; /* e.g. ".a[0]" */
-    json_t *bad;   /* the invalid value (borrowed) */
 } jc_t;
 
 static int jfail(jc_t *c, json_t *bad, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int jfail(jc_t *c, json_t *bad, const char *fmt, ...)
 {
+    char inner[1024], iv[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->msg, c->msgsz, fmt, ap);
+    vsnprintf(inner, sizeof inner, fmt, ap);
     va_end(ap);
-    c->bad = bad;
+    hr_gql_inspect(bad, iv, sizeof iv);
+    if (c->path.len)
+        hr_gql_error_add(c->errors, c->line, c->col, GQL_BAD_INPUT,
+                         "Variable \"$%s\" got invalid value %s at \"%s%s\"; %s", c->var, iv,
+                         c->var, c->path.data, inner);
+    else
+        hr_gql_error_add(c->errors, c->line, c->col, GQL_BAD_INPUT,
+                         "Variable \"$%s\" got invalid value %s; %s", c->var, iv, inner);
+    c->nerr++;
     return -1;
 }
 
+static void path_push(jc_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void path_push(jc_t *c, const char *fmt, ...)
+{
+    char seg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(seg, sizeof seg, fmt, ap);
+    va_end(ap);
+    hr_buf_puts(&c->path, seg);
+}
+
+static void path_pop(jc_t *c, size_t mark)
+{
+    c->path.len = mark;
+    if (c->path.data) c->path.data[mark] = '\0';
+}
+
+/* Returns 0 and *out (new), or -1 after reporting (*out NULL). */
 static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
 {
     char tb[256], iv[256];
@@ -831,20 +861,23 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
             return 0;
         }
         json_t *a = json_array();
+        int bad = 0;
         size_t i;
         json_t *m;
         json_array_foreach(in, i, m)
         {
             size_t mark = c->path.len;
-            hr_buf_printf(&c->path, "[%zu]", i);
+            path_push(c, "[%zu]", i);
             json_t *item;
-            if (coerce_json(c, t->of, m, &item)) {
-                json_decref(a);
-                return -1;
-            }
-            c->path.len = mark;
-            c->path.data[mark] = '\0';
-            json_array_append_new(a, item);
+            if (coerce_json(c, t->of, m, &item))
+                bad = 1;
+            else
+                json_array_append_new(a, item);
+            path_pop(c, mark);
+        }
+        if (bad) {
+            json_decref(a);
+            return -1;
         }
         *out = a;
         return 0;
@@ -855,29 +888,26 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
         if (!json_is_object(in))
             return jfail(c, in, "Expected type \"%s\" to be an object.", ty->name);
         json_t *o = json_object();
+        int bad = 0;
         for (size_t i = 0; i < ty->ninputs; i++) {
             const gql_sinput_t *fd = &ty->inputs[i];
             json_t *m = json_object_get(in, fd->name);
             if (!m) {
-                if (fd->def) {
+                if (fd->def)
                     json_object_set(o, fd->name, fd->def);
-                } else if (fd->type->kind == TY_NONNULL) {
-                    json_decref(o);
-                    return jfail(c, in, "Field \"%s\" of required type \"%s\" was not provided.",
-                                 fd->name, hr_gql_tref_str(fd->type, tb, sizeof tb));
-                }
+                else if (fd->type->kind == TY_NONNULL)
+                    bad = jfail(c, in, "Field \"%s\" of required type \"%s\" was not provided.",
+                                fd->name, hr_gql_tref_str(fd->type, tb, sizeof tb));
                 continue;
             }
             size_t mark = c->path.len;
-            hr_buf_printf(&c->path, ".%s", fd->name);
+            path_push(c, ".%s", fd->name);
             json_t *x;
-            if (coerce_json(c, fd->type, m, &x)) {
-                json_decref(o);
-                return -1;
-            }
-            c->path.len = mark;
-            c->path.data[mark] = '\0';
-            json_object_set_new(o, fd->name, x);
+            if (coerce_json(c, fd->type, m, &x))
+                bad = 1;
+            else
+                json_object_set_new(o, fd->name, x);
+            path_pop(c, mark);
         }
         const char *k;
         json_t *m;
@@ -886,33 +916,41 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
             if (!hr_gql_input_find(ty->inputs, ty->ninputs, k)) {
                 char sug[300];
                 suggest_inputs(ty, k, sug, sizeof sug);
-                json_decref(o);
-                return jfail(c, in, "Field \"%s\" is not defined by type \"%s\".%s", k, ty->name,
-                             sug);
+                bad =
+                    jfail(c, in, "Field \"%s\" is not defined by type \"%s\".%s", k, ty->name, sug);
             }
         }
         if (ty->oneof) {
-            if (json_object_size(o) != 1) {
-                json_decref(o);
-                return jfail(c, in, "Exactly one key must be specified for OneOf type \"%s\".",
-                             ty->name);
+            /* graphql-js counts the defined fields given (also those that failed), then looks
+             * at the first of them whatever the count. */
+            size_t n = 0;
+            const char *first = NULL;
+            for (size_t i = 0; i < ty->ninputs; i++)
+                if (json_object_get(in, ty->inputs[i].name) && n++ == 0) first = ty->inputs[i].name;
+            if (n != 1)
+                bad = jfail(c, in, "Exactly one key must be specified for OneOf type \"%s\".",
+                            ty->name);
+            if (first && json_is_null(json_object_get(in, first))) {
+                size_t mark = c->path.len;
+                path_push(c, ".%s", first);
+                bad = jfail(c, json_null(), "Field \"%s\" must be non-null.", first);
+                path_pop(c, mark);
             }
-            json_object_foreach(o, k, m)
-            {
-                if (json_is_null(m)) {
-                    hr_buf_printf(&c->path, ".%s", k);
-                    jfail(c, json_null(), "Field \"%s\" must be non-null.", k);
-                    json_decref(o);
-                    return -1;
-                }
-            }
+        }
+        if (bad) {
+            json_decref(o);
+            return -1;
         }
         *out = o;
         return 0;
     }
     if (ty->kind == K_ENUM) {
-        if (!json_is_string(in))
-            return jfail(c, in, "Enum \"%s\" cannot represent non-string value: %s.", ty->name, iv);
+        if (!json_is_string(in)) {
+            char sug[300];
+            suggest_enum(ty, iv, sug, sizeof sug); /* graphql-js suggests from inspect() */
+            return jfail(c, in, "Enum \"%s\" cannot represent non-string value: %s.%s", ty->name,
+                         iv, sug);
+        }
         if (!hr_gql_enum_find(ty, json_string_value(in))) {
             char sug[300];
             suggest_enum(ty, json_string_value(in), sug, sizeof sug);
@@ -963,6 +1001,12 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
             *out = json_sprintf("%" JSON_INTEGER_FORMAT, json_integer_value(in));
             return 0;
         }
+        if (json_is_real(in) && json_real_value(in) == floor(json_real_value(in))) {
+            char num[64]; /* JavaScript's Number.isInteger: 1e300 is an integer */
+            js_number(json_real_value(in), num, sizeof num);
+            *out = json_string(num);
+            return 0;
+        }
         return jfail(c, in, "ID cannot represent value: %s", iv);
     case SC_CUSTOM:
         *out = json_incref(in);
@@ -971,25 +1015,14 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
     return 0;
 }
 
-int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char *var, char *msg,
-                       size_t msgsz)
+int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char *var, int line,
+                       int col, json_t *errors)
 {
-    char inner[600];
-    jc_t c = {inner, sizeof inner, HR_BUF_INIT, NULL};
+    jc_t c = {errors, var, line, col, 0, HR_BUF_INIT};
     hr_buf_init(&c.path, 0);
-    hr_buf_puts(&c.path, "");
-    int rc = coerce_json(&c, t, in, out);
-    if (rc) {
-        char iv[256];
-        hr_gql_inspect(c.bad, iv, sizeof iv);
-        if (c.path.len)
-            snprintf(msg, msgsz, "Variable \"$%s\" got invalid value %s at \"%s%s\"; %s", var, iv,
-                     var, c.path.data, inner);
-        else
-            snprintf(msg, msgsz, "Variable \"$%s\" got invalid value %s; %s", var, iv, inner);
-    }
+    coerce_json(&c, t, in, out);
     hr_buf_free(&c.path);
-    return rc;
+    return c.nerr;
 }
 
 /* ---- results ---- */
@@ -1097,6 +1130,11 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
         }
         if (json_is_integer(v)) {
             *out = json_sprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            return 0;
+        }
+        if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) {
+            js_number(json_real_value(v), num, sizeof num);
+            *out = json_string(num);
             return 0;
         }
         hr_gql_inspect(v, iv, sizeof iv);

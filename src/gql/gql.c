@@ -99,7 +99,7 @@ static int coerce_variables(hr_gql_op_t *op, json_t *given, json_t *errors)
                          "and values are variable values.");
         return 1;
     }
-    for (const gql_vardef_t *d = op->op->vars; d && nerr < MAX_VARIABLE_ERRORS; d = d->next) {
+    for (const gql_vardef_t *d = op->op->vars; d && nerr <= MAX_VARIABLE_ERRORS; d = d->next) {
         gql_tref_t *t = hr_gql_tref_resolve(op->schema, &op->arena, d->type);
         json_t *v = given ? json_object_get(given, d->name) : NULL;
         json_t *out = NULL;
@@ -122,12 +122,20 @@ static int coerce_variables(hr_gql_op_t *op, json_t *given, json_t *errors)
             nerr++;
             continue;
         }
-        if (hr_gql_coerce_json(t, v, &out, d->name, msg, sizeof msg)) {
-            hr_gql_error_add(errors, d->line, d->col, GQL_BAD_INPUT, "%s", msg);
-            nerr++;
+        int n = hr_gql_coerce_json(t, v, &out, d->name, d->line, d->col, errors);
+        if (n) {
+            nerr += n;
             continue;
         }
         json_object_set_new(op->vars, d->name, out);
+    }
+    if (nerr > MAX_VARIABLE_ERRORS) {
+        /* graphql-js keeps 50 errors and gives up at the 51st with this one. */
+        while (json_array_size(errors) > MAX_VARIABLE_ERRORS)
+            json_array_remove(errors, MAX_VARIABLE_ERRORS);
+        hr_gql_error_add(errors, 0, 0, GQL_BAD_INPUT,
+                         "Too many errors processing variables, error limit reached. Execution "
+                         "aborted.");
     }
     return nerr;
 }

@@ -411,10 +411,11 @@ int hr_gql_is_leaf(const gql_stype_t *t);
  * msg. Validation has run on execution-time literals; schema defaults are checked here. */
 int hr_gql_coerce_literal(const gql_tref_t *t, const gql_value_t *v, json_t *vars, json_t **out,
                           char *msg, size_t msgsz);
-/* A variable's JSON value by type. 0 and a new reference in *out, or -1 with msg in graphql-js's
- * form: 'Variable "$var" got invalid value … at "var.a[0]"; …'. */
-int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char *var, char *msg,
-                       size_t msgsz);
+/* A variable's JSON value by type (graphql-js's coerceInputValue): 0 and a new reference in
+ * *out; or the number of errors appended to errors (every one in the value, each
+ * 'Variable "$var" got invalid value … at "var.a[0]"; …', at line:col) and *out NULL. */
+int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char *var, int line,
+                       int col, json_t *errors);
 /* The specification's "Values of Correct Type" rule for a literal: every error is reported
  * (message and position) through report; variables inside are accepted. Returns the number of
  * errors. */
