@@ -1,19 +1,22 @@
-/* validate.c: the specification's validation rules, against the schema.
+/* validate.c: the specification's validation rules (graphql-js 16's specifiedRules), against
+ * the schema.
  *
- * Pass 1 walks every operation and fragment once: type conditions, fields on their type
- * (the AST gets each field's definition, each spread its fragment), arguments (known, unique,
+ * Pass 1 walks every operation and fragment once: type conditions, fields on their type (the
+ * AST gets each field's definition, each spread its fragment), arguments (known, unique,
  * required, values of the correct type), directives (known, where allowed, unique), leaf and
  * composite selections, fragment spreads possible, variable definitions (unique, input types,
- * defaults). Pass 2 works on the whole document: operation names unique, a lone anonymous
- * operation, one root field per subscription, fragments used and without cycles, and per
- * operation the variables each one reaches (through its fragments): defined, used, and of a
- * type allowed where they are used. Pass 3, only when all else is clean, checks that fields
- * sharing a response key can merge (same field, same arguments), with a work budget so that
- * fragment fan-out cannot make it slow; the selection cap of hr_gql_prepare bounds the rest.
+ * defaults), the introspection depth. Below an unknown field or type condition, what needs no
+ * type is still checked (untyped_selections). Pass 2 works on the whole document: operation
+ * names unique, a lone anonymous operation, one root field per subscription, fragment cycles,
+ * per operation the variables it reaches through its fragments (defined, used, allowed where
+ * used), unused fragments. Pass 3 checks that fields sharing a response key can merge, in
+ * every selection set.
  *
  * Without interfaces and unions every selection set has exactly one object type, so a fragment
- * spread is possible only on its own type condition. Messages are graphql-js 16's; errors stop
- * at 100, as graphql-js's do. */
+ * spread is possible only on its own type condition. Messages, locations and the cases each
+ * rule reports are graphql-js's (tests/e2e/suites/gql_engine.test.js compares them, also on
+ * invalid documents); errors stop at 100, as graphql-js's do. Work is bounded: grouping by
+ * sorting, budgets where fragments could fan out, no suggestions once errors are full. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
