@@ -241,6 +241,7 @@ const FULL = {
   schemaDescription: true,
   inputValueDeprecation: true,
   oneOf: true,
+  experimentalDirectiveDeprecation: true,
 };
 
 test('gql_dump is built', () => {
