@@ -597,6 +597,22 @@ static void direct_spreads(const gql_sel_t *sels, spreads_t *out, int depth)
     }
 }
 
+/* Kept out of detect_cycles, which recurses once per fragment of a chain: its buffer would
+ * cost every level. */
+__attribute__((noinline)) static void report_cycle(vctx_t *v, const spreads_t *path, size_t from,
+                                                   const char *name)
+{
+    char via[1024] = "";
+    size_t at = 0;
+    for (size_t k = from; k + 1 < path->n && at < sizeof via; k++)
+        at += (size_t)snprintf(via + at, sizeof via - at, "%s\"%s\"", k == from ? " via " : ", ",
+                               path->s[k]->name);
+    verr(v, path->s[from]->line, path->s[from]->col,
+         "Cannot spread fragment \"%s\" within itself%s.", name, via);
+    for (size_t k = from + 1; k < path->n; k++)
+        vloc(v, path->s[k]->line, path->s[k]->col);
+}
+
 static void detect_cycles(vctx_t *v, gql_fragment_t *f, spreads_t *path)
 {
     gql_fragment_t *canon = frag_find(v->doc, f->name);
@@ -615,16 +631,7 @@ static void detect_cycles(vctx_t *v, gql_fragment_t *f, spreads_t *path)
         if (target && !target->cycle_at) {
             detect_cycles(v, target, path);
         } else if (target) {
-            size_t from = (size_t)target->cycle_at - 1;
-            char via[1024] = "";
-            size_t at = 0;
-            for (size_t k = from; k + 1 < path->n && at < sizeof via; k++)
-                at += (size_t)snprintf(via + at, sizeof via - at, "%s\"%s\"",
-                                       k == from ? " via " : ", ", path->s[k]->name);
-            verr(v, path->s[from]->line, path->s[from]->col,
-                 "Cannot spread fragment \"%s\" within itself%s.", sp.s[i]->name, via);
-            for (size_t k = from + 1; k < path->n; k++)
-                vloc(v, path->s[k]->line, path->s[k]->col);
+            report_cycle(v, path, (size_t)target->cycle_at - 1, sp.s[i]->name);
         }
         path->n--;
     }

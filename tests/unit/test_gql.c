@@ -654,6 +654,22 @@ static void test_wide(void **state)
                    "expands to more than"));
         json_decref(errors);
     }
+    /* A chain of 1,200 fragments, each spreading the next: valid, and executed. */
+    at = (size_t)sprintf(s, "{ ...F0 }");
+    for (int i = 0; i < 1200; i++)
+        at += (size_t)sprintf(s + at, " fragment F%d on Query { ...F%d }", i, i + 1);
+    at += (size_t)sprintf(s + at, " fragment F1200 on Query { hello }");
+    {
+        int rc2;
+        json_t *e2 = prepare_errors(s, at, &rc2);
+        assert_int_equal(rc2, 0);
+        assert_null(e2);
+    }
+    /* The same chain closed into a cycle. */
+    at = (size_t)sprintf(s, "{ ...F0 }");
+    for (int i = 0; i < 1200; i++)
+        at += (size_t)sprintf(s + at, " fragment F%d on Query { ...F%d }", i, (i + 1) % 1200);
+    expect_error(s, at, HR_EINVAL, "Cannot spread fragment \"F0\" within itself via");
     /* 1,900 operations. */
     at = 0;
     for (int i = 0; i < 1900; i++)
