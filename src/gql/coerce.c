@@ -797,6 +797,7 @@ typedef struct jc {
     const char *var;
     int line, col; /* the variable's definition */
     int nerr;
+    int depth;     /* of the value being coerced */
     hr_buf_t path; /* e.g. ".a[0]" */
 } jc_t;
 
@@ -837,11 +838,14 @@ static void path_pop(jc_t *c, size_t mark)
     if (c->path.data) c->path.data[mark] = '\0';
 }
 
-/* Returns 0 and *out (new), or -1 after reporting (*out NULL). */
+/* Returns 0 and *out (new), or -1 after reporting (*out NULL). A recursive input type can
+ * take a value nested as deep as JSON allows: past GQL_MAX_NESTING levels it is refused. */
 static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
 {
     char tb[256], iv[256];
     *out = NULL;
+    if (c->depth > GQL_MAX_NESTING)
+        return jfail(c, in, "Value nests deeper than %d levels.", GQL_MAX_NESTING);
     if (t->kind == TY_NONNULL) {
         if (json_is_null(in))
             return jfail(c, in, "Expected non-nullable type \"%s\" not to be null.",
@@ -869,10 +873,12 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
             size_t mark = c->path.len;
             path_push(c, "[%zu]", i);
             json_t *item;
+            c->depth++;
             if (coerce_json(c, t->of, m, &item))
                 bad = 1;
             else
                 json_array_append_new(a, item);
+            c->depth--;
             path_pop(c, mark);
         }
         if (bad) {
@@ -903,10 +909,12 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
             size_t mark = c->path.len;
             path_push(c, ".%s", fd->name);
             json_t *x;
+            c->depth++;
             if (coerce_json(c, fd->type, m, &x))
                 bad = 1;
             else
                 json_object_set_new(o, fd->name, x);
+            c->depth--;
             path_pop(c, mark);
         }
         const char *k;
@@ -1018,7 +1026,7 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
 int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char *var, int line,
                        int col, json_t *errors)
 {
-    jc_t c = {errors, var, line, col, 0, HR_BUF_INIT};
+    jc_t c = {errors, var, line, col, 0, 0, HR_BUF_INIT};
     hr_buf_init(&c.path, 0);
     coerce_json(&c, t, in, out);
     hr_buf_free(&c.path);

@@ -602,6 +602,30 @@ static void test_deep(void **state)
     at += n;
     assert_int_equal(hr_gql_prepare(schema, &big, s, at, NULL, NULL, &op, &errors), HR_E2BIG);
     json_decref(errors);
+    /* A variable of a recursive input type nested 2,000 deep. */
+    {
+        hr_gql_schema_t *rs;
+        hr_err_t err = {0};
+        assert_int_equal(hr_gql_schema_new("type Query { a(x: In): Int } input In { n: In }", NULL,
+                                           0, &rs, &err),
+                         0);
+        json_t *deep = json_object(), *cur = deep;
+        for (int i = 0; i < 2000; i++) {
+            json_t *next = json_object();
+            json_object_set_new(cur, "n", next);
+            cur = next;
+        }
+        json_t *vars = json_pack("{s:o}", "x", deep);
+        const char *q = "query ($x: In) { a(x: $x) }";
+        assert_int_equal(hr_gql_prepare(rs, NULL, q, strlen(q), vars, NULL, &op, &errors),
+                         HR_EINVAL);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+                   "nests deeper than 256 levels"));
+        json_decref(errors);
+        json_decref(vars);
+        hr_gql_schema_free(rs);
+    }
     /* The default caps: the document's size and its tokens. */
     memset(s, ' ', 70000);
     s[0] = '{';
