@@ -43,6 +43,8 @@
 #define INIT_TIMEOUT_MS 3000
 /* Legacy protocol: keep-alive ("ka") period after connection_ack. */
 #define KA_INTERVAL_MS 10000
+/* Subscriptions one socket may hold at once; more get an error message. */
+#define MAX_OPS_PER_SOCKET 1000
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 
 static const char *const subprotocols[] = {"graphql-transport-ws", "graphql-ws", NULL};
@@ -70,6 +72,7 @@ struct session {
     int acked;       /* connection_ack sent */
     int header_auth; /* the upgrade request carried the admin secret */
     op_t *ops;
+    size_t nops; /* length of ops */
 };
 
 /* ---- the admin secret ---------------------------------------------------------------------- */
@@ -182,6 +185,7 @@ static void op_unlink(op_t *o)
     for (op_t **p = &o->s->ops; *p; p = &(*p)->next)
         if (*p == o) {
             *p = o->next;
+            o->s->nops--;
             return;
         }
 }
@@ -270,6 +274,11 @@ static void run(session_t *s, const char *id, json_t *payload)
         send_with_id(s, id, "complete");
         return;
     }
+    if (s->nops >= MAX_OPS_PER_SOCKET) {
+        hr_gql_op_free(gop);
+        send_error(s, id, errors_of("too many subscriptions on this socket"));
+        return;
+    }
     op_t *o = op_new(s, id);
     if (!o) {
         hr_gql_op_free(gop);
@@ -277,6 +286,7 @@ static void run(session_t *s, const char *id, json_t *payload)
     }
     o->next = s->ops;
     s->ops = o;
+    s->nops++;
     o->subscribing = 1;
     rc = hr_gqlsvc_subscribe(svc, gop, &o->sink, &o->sub, &errors);
     o->subscribing = 0;

@@ -7,7 +7,7 @@
 // One herald (SQLite, or PostgreSQL when only it runs) with an admin secret serves every case;
 // its stream starts after the events that exist when the case subscribes.
 import assert from 'node:assert/strict';
-import { after, before, describe } from 'node:test';
+import { after, before } from 'node:test';
 import { createClient } from 'graphql-ws';
 import { SubscriptionClient } from 'subscriptions-transport-ws';
 import WebSocket from 'ws';
@@ -28,6 +28,8 @@ let base = null; // http://127.0.0.1:PORT
 let wsUrl = null;
 
 before(async () => {
+  // Node 20 runs a file's top-level before hooks together: wait for useCluster's.
+  if (ANY === 'postgres') await waitUntil(() => cluster.pg, { timeoutMs: 60000, message: 'the PostgreSQL cluster' });
   s = await stack(cluster, { backend: ANY, triggers: () => [], env: { HERALD_ADMIN_SECRET: SECRET } });
   base = s.herald.url('/v1/graphql');
   wsUrl = base.replace(/^http/, 'ws');
@@ -154,379 +156,390 @@ async function expectClose(c, code, reason) {
 
 // ---- HTTP ----
 
-describe('GraphQL over HTTP', () => {
-  e2eTest('POST answers application/graphql-response+json by default, application/json on request', async () => {
-    let r = await gql({ body: { query: TRIGGERS } });
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.type, `${GQL}; charset=utf-8`);
-    assert.deepEqual(r.json, { data: { triggers: [] } });
-    for (const [accept, type] of [
-      [GQL, GQL],
-      ['*/*', GQL],
-      ['application/*', GQL],
-      [`application/json, ${GQL}`, GQL],
-      [`${GQL};q=0.9, application/json`, 'application/json'],
-      ['application/json', 'application/json'],
-      ['text/html, application/json;q=0.5', 'application/json'],
-    ]) {
-      r = await gql({ body: { query: TRIGGERS }, headers: { accept } });
-      assert.equal(r.status, 200, `${accept}: ${r.text}`);
-      assert.equal(r.type, `${type}; charset=utf-8`, accept);
-    }
-    for (const accept of ['text/html', `${GQL};q=0, application/json;q=0`]) {
-      r = await gql({ body: { query: TRIGGERS }, headers: { accept } });
-      assert.equal(r.status, 406, accept);
-      assert.match(r.json.errors[0].message, /Accept/);
-    }
-  });
+e2eTest('http: POST answers application/graphql-response+json by default, application/json on request', async () => {
+  let r = await gql({ body: { query: TRIGGERS } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.type, `${GQL}; charset=utf-8`);
+  assert.deepEqual(r.json, { data: { triggers: [] } });
+  for (const [accept, type] of [
+    [GQL, GQL],
+    ['*/*', GQL],
+    ['application/*', GQL],
+    [`application/json, ${GQL}`, GQL],
+    [`${GQL};q=0.9, application/json`, 'application/json'],
+    ['application/json', 'application/json'],
+    ['text/html, application/json;q=0.5', 'application/json'],
+  ]) {
+    r = await gql({ body: { query: TRIGGERS }, headers: { accept } });
+    assert.equal(r.status, 200, `${accept}: ${r.text}`);
+    assert.equal(r.type, `${type}; charset=utf-8`, accept);
+  }
+  for (const accept of ['text/html', `${GQL};q=0, application/json;q=0`]) {
+    r = await gql({ body: { query: TRIGGERS }, headers: { accept } });
+    assert.equal(r.status, 406, accept);
+    assert.match(r.json.errors[0].message, /Accept/);
+  }
+});
 
-  e2eTest('variables, operationName and the mutation emit', async () => {
-    const doc = 'query A { triggers { name } } mutation B($t: String!) { emit(type: $t) { id source op } }';
-    let r = await gql({ body: { query: doc, operationName: 'B', variables: { t: 'http.post' } } });
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.data.emit.source, 'http.post');
-    r = await gql({ body: { query: doc, operationName: 'A', variables: null, extensions: {} } });
-    assert.deepEqual(r.json, { data: { triggers: [] } });
-    // No operationName with two operations: a request error.
-    r = await gql({ body: { query: doc } });
-    assert.equal(r.status, 400, r.text);
-    assert.ok(r.json.errors.length >= 1);
-  });
+e2eTest('http: variables, operationName and the mutation emit', async () => {
+  const doc = 'query A { triggers { name } } mutation B($t: String!) { emit(type: $t) { id source op } }';
+  let r = await gql({ body: { query: doc, operationName: 'B', variables: { t: 'http.post' } } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.data.emit.source, 'http.post');
+  r = await gql({ body: { query: doc, operationName: 'A', variables: null, extensions: {} } });
+  assert.deepEqual(r.json, { data: { triggers: [] } });
+  // No operationName with two operations: a request error.
+  r = await gql({ body: { query: doc } });
+  assert.equal(r.status, 400, r.text);
+  assert.ok(r.json.errors.length >= 1);
+});
 
-  e2eTest('GET runs queries; a mutation gets 405 with Allow: POST', async () => {
-    let r = await gql({ method: 'GET', query: { query: 'query Q($n: Int) { events(limit: $n) { seq } }', variables: '{"n": 1}', operationName: 'Q' } });
-    assert.equal(r.status, 200, r.text);
-    assert.ok(Array.isArray(r.json.data.events));
-    // A query text holding '&', '=' and '+' survives the query string.
-    r = await gql({ method: 'GET', query: { query: 'query Q($t: String) { events(where: {source: {_eq: $t}}) { seq } }', variables: JSON.stringify({ t: 'a&b=c+d' }) } });
-    assert.equal(r.status, 200, r.text);
-    r = await gql({ method: 'GET', query: { query: 'mutation { emit(type: "x") { id } }' } });
-    assert.equal(r.status, 405, r.text);
-    assert.equal(r.headers.get('allow'), 'POST');
-    assert.match(r.json.errors[0].message, /POST/);
-    r = await gql({ method: 'GET', query: {} });
-    assert.equal(r.status, 400);
-    r = await gql({ method: 'GET', query: { query: TRIGGERS, variables: '[1]' } });
-    assert.equal(r.status, 400);
-    assert.match(r.json.errors[0].message, /variables/);
-  });
+e2eTest('http: GET runs queries; a mutation gets 405 with Allow: POST', async () => {
+  let r = await gql({ method: 'GET', query: { query: 'query Q($n: Int) { events(limit: $n) { seq } }', variables: '{"n": 1}', operationName: 'Q' } });
+  assert.equal(r.status, 200, r.text);
+  assert.ok(Array.isArray(r.json.data.events));
+  // A query text holding '&', '=' and '+' survives the query string.
+  r = await gql({ method: 'GET', query: { query: 'query Q($t: String) { events(where: {source: {_eq: $t}}) { seq } }', variables: JSON.stringify({ t: 'a&b=c+d' }) } });
+  assert.equal(r.status, 200, r.text);
+  r = await gql({ method: 'GET', query: { query: 'mutation { emit(type: "x") { id } }' } });
+  assert.equal(r.status, 405, r.text);
+  assert.equal(r.headers.get('allow'), 'POST');
+  assert.match(r.json.errors[0].message, /POST/);
+  r = await gql({ method: 'GET', query: {} });
+  assert.equal(r.status, 400);
+  r = await gql({ method: 'GET', query: { query: TRIGGERS, variables: '[1]' } });
+  assert.equal(r.status, 400);
+  assert.match(r.json.errors[0].message, /variables/);
+});
 
-  e2eTest('request errors: 400, or 200 with errors for a GraphQL error answered as application/json', async () => {
-    // Not a GraphQL request at all: 400 whatever the media type.
-    for (const accept of [GQL, 'application/json']) {
-      for (const body of ['{not json', '[1]', '{}', '{"query": ""}', '{"query": 5}', '{"query": "{ triggers { name } }", "variables": [1]}', '{"query": "{ triggers { name } }", "operationName": 5}']) {
-        const r = await gql({ body, headers: { accept } });
-        assert.equal(r.status, 400, `${accept} ${body}: ${r.text}`);
-        assert.equal(r.type, `${accept}; charset=utf-8`);
-        assert.ok(r.json.errors[0].message, r.text);
-      }
+e2eTest('http: request errors: 400, or 200 with errors for a GraphQL error answered as application/json', async () => {
+  // Not a GraphQL request at all: 400 whatever the media type.
+  for (const accept of [GQL, 'application/json']) {
+    for (const body of ['{not json', '[1]', '{}', '{"query": ""}', '{"query": 5}', '{"query": "{ triggers { name } }", "variables": [1]}', '{"query": "{ triggers { name } }", "operationName": 5}']) {
+      const r = await gql({ body, headers: { accept } });
+      assert.equal(r.status, 400, `${accept} ${body}: ${r.text}`);
+      assert.equal(r.type, `${accept}; charset=utf-8`);
+      assert.ok(r.json.errors[0].message, r.text);
     }
-    // Parse and validation errors: 400 with graphql-response+json, 200 with json.
-    for (const query of ['{ triggers { name }', '{ nope }', 'query ($n: Int!) { events(limit: $n) { seq } }']) {
-      let r = await gql({ body: { query } });
-      assert.equal(r.status, 400, `${query}: ${r.text}`);
-      assert.ok(r.json.errors.length >= 1 && !('data' in r.json), r.text);
-      r = await gql({ body: { query }, headers: { accept: 'application/json' } });
-      assert.equal(r.status, 200, `${query}: ${r.text}`);
-      assert.ok(r.json.errors.length >= 1 && !('data' in r.json), r.text);
-    }
-    const r = await gql({ body: { query: '{ triggers { name }' } });
-    assert.ok(r.json.errors[0].locations, r.text);
-    // A subscription needs a WebSocket.
-    const sub = await gql({ body: { query: STREAM(0) } });
-    assert.equal(sub.status, 400, sub.text);
-    assert.match(sub.json.errors[0].message, /WebSocket/);
-    // A body that is not JSON by its Content-Type.
-    const t = await gql({ body: { query: TRIGGERS }, headers: { 'content-type': 'text/plain' } });
-    assert.equal(t.status, 415, t.text);
-  });
+  }
+  // Parse and validation errors: 400 with graphql-response+json, 200 with json.
+  for (const query of ['{ triggers { name }', '{ nope }', 'query ($n: Int!) { events(limit: $n) { seq } }']) {
+    let r = await gql({ body: { query } });
+    assert.equal(r.status, 400, `${query}: ${r.text}`);
+    assert.ok(r.json.errors.length >= 1 && !('data' in r.json), r.text);
+    r = await gql({ body: { query }, headers: { accept: 'application/json' } });
+    assert.equal(r.status, 200, `${query}: ${r.text}`);
+    assert.ok(r.json.errors.length >= 1 && !('data' in r.json), r.text);
+  }
+  const r = await gql({ body: { query: '{ triggers { name }' } });
+  assert.ok(r.json.errors[0].locations, r.text);
+  // A subscription needs a WebSocket.
+  const sub = await gql({ body: { query: STREAM(0) } });
+  assert.equal(sub.status, 400, sub.text);
+  assert.match(sub.json.errors[0].message, /WebSocket/);
+  // A body that is not JSON by its Content-Type.
+  const t = await gql({ body: { query: TRIGGERS }, headers: { 'content-type': 'text/plain' } });
+  assert.equal(t.status, 415, t.text);
+});
 
-  e2eTest('the admin secret, as for /v1/metadata: 401 with a GraphQL error', async () => {
-    for (const headers of [{}, { 'x-herald-admin-secret': 'wrong' }, { 'x-hasura-admin-secret': `${SECRET}x` }]) {
-      for (const method of ['POST', 'GET']) {
-        const r = await gql({ method, auth: false, headers, body: { query: TRIGGERS }, query: { query: TRIGGERS } });
-        assert.equal(r.status, 401, `${method} ${JSON.stringify(headers)}`);
-        assert.equal(r.json.errors[0].extensions.code, 'access-denied');
-      }
+e2eTest('http: the admin secret, as for /v1/metadata: 401 with a GraphQL error', async () => {
+  for (const headers of [{}, { 'x-herald-admin-secret': 'wrong' }, { 'x-hasura-admin-secret': `${SECRET}x` }]) {
+    for (const method of ['POST', 'GET']) {
+      const r = await gql({ method, auth: false, headers, body: { query: TRIGGERS }, query: { query: TRIGGERS } });
+      assert.equal(r.status, 401, `${method} ${JSON.stringify(headers)}`);
+      assert.equal(r.json.errors[0].extensions.code, 'access-denied');
     }
-    const r = await gql({ auth: false, headers: { 'x-hasura-admin-secret': SECRET }, body: { query: TRIGGERS } });
-    assert.equal(r.status, 200);
-  });
+  }
+  const r = await gql({ auth: false, headers: { 'x-hasura-admin-secret': SECRET }, body: { query: TRIGGERS } });
+  assert.equal(r.status, 200);
 });
 
 // ---- graphql-transport-ws ----
 
-describe('graphql-transport-ws', () => {
-  e2eTest('the graphql-ws client runs a query, a mutation and a subscription', async () => {
-    const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: AUTH, retryAttempts: 0 });
-    try {
-      const once = (query, variables) =>
-        new Promise((resolve, reject) => {
-          let result;
-          client.subscribe({ query, variables }, { next: (v) => (result = v), error: reject, complete: () => resolve(result) });
-        });
-      assert.deepEqual(await once(TRIGGERS), { data: { triggers: [] } });
-      const emitted = await once('mutation ($t: String!) { emit(type: $t) { source } }', { t: 'ws.client' });
-      assert.deepEqual(emitted, { data: { emit: { source: 'ws.client' } } });
+e2eTest('graphql-transport-ws: the graphql-ws client runs a query, a mutation and a subscription', async () => {
+  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: AUTH, retryAttempts: 0 });
+  try {
+    const once = (query, variables) =>
+      new Promise((resolve, reject) => {
+        let result;
+        client.subscribe({ query, variables }, { next: (v) => (result = v), error: reject, complete: () => resolve(result) });
+      });
+    assert.deepEqual(await once(TRIGGERS), { data: { triggers: [] } });
+    const emitted = await once('mutation ($t: String!) { emit(type: $t) { source } }', { t: 'ws.client' });
+    assert.deepEqual(emitted, { data: { emit: { source: 'ws.client' } } });
 
-      const from = await lastSeq();
-      const seen = [];
-      let done = false;
-      const dispose = client.subscribe(
-        { query: STREAM(from) },
-        { next: (v) => seen.push(...v.data.events_stream), error: (e) => assert.fail(JSON.stringify(e)), complete: () => (done = true) },
-      );
-      for (let i = 0; i < 3; i++) await emit(`ws.stream.${i}`);
-      await waitUntil(() => seen.length >= 3, { timeoutMs: 15000, message: 'three streamed events' });
-      assert.deepEqual(seen.map((e) => e.source), ['ws.stream.0', 'ws.stream.1', 'ws.stream.2']);
-      assert.ok(seen.every((e, i) => Number(e.seq) > from && (i === 0 || Number(e.seq) > Number(seen[i - 1].seq))));
-      dispose();
-      assert.equal(done, false);
-      // A validation error reaches the client's error callback.
-      const err = await new Promise((resolve) => client.subscribe({ query: 'subscription { nope }' }, { next: () => {}, error: resolve, complete: () => resolve(null) }));
-      assert.ok(Array.isArray(err) && err[0].message, JSON.stringify(err));
-    } finally {
-      await client.dispose();
-    }
-  });
-
-  e2eTest('the graphql-ws client without the secret: closed with 4403', async () => {
-    for (const params of [{}, { 'x-herald-admin-secret': 'wrong' }]) {
-      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: params, retryAttempts: 0 });
-      const err = await new Promise((resolve) => client.subscribe({ query: TRIGGERS }, { next: () => {}, error: resolve, complete: () => resolve(null) }));
-      assert.equal(err?.code, 4403, String(err));
-      assert.equal(err.reason, 'Forbidden');
-      await client.dispose();
-    }
-  });
-
-  e2eTest('the secret in x-hasura-admin-secret, in a headers object, or in the upgrade request', async () => {
-    for (const params of [{ 'x-hasura-admin-secret': SECRET }, { headers: { 'X-Hasura-Admin-Secret': SECRET } }, { headers: { 'x-herald-admin-secret': SECRET } }]) {
-      const c = await ready(params);
-      c.sock.close();
-    }
-    const c = open('graphql-transport-ws', { headers: AUTH });
-    await c.opened;
-    c.send({ type: 'connection_init' });
-    await c.next((m) => m.type === 'connection_ack');
-    c.sock.close();
-    // A wrong secret in connectionParams wins over a right one in the headers.
-    const d = open('graphql-transport-ws', { headers: AUTH });
-    await d.opened;
-    d.send({ type: 'connection_init', payload: { 'x-herald-admin-secret': 'wrong' } });
-    await expectClose(d, 4403, 'Forbidden');
-  });
-
-  e2eTest('query and mutation: one next, then complete; a failed prepare: error without complete', async () => {
-    const c = await ready();
-    c.send({ id: 'q1', type: 'subscribe', payload: { query: TRIGGERS } });
-    const n = await c.next((m) => m.id === 'q1' && m.type === 'next');
-    assert.deepEqual(n, { id: 'q1', type: 'next', payload: { data: { triggers: [] } } });
-    await c.next((m) => m.id === 'q1' && m.type === 'complete');
-    c.send({ id: 'e"1', type: 'subscribe', payload: { query: '{ nope }' } });
-    const e = await c.next((m) => m.id === 'e"1');
-    assert.equal(e.type, 'error');
-    assert.ok(Array.isArray(e.payload) && e.payload[0].message, JSON.stringify(e));
-    // The same id is free again; nothing else came for e"1.
-    c.send({ id: 'e"1', type: 'subscribe', payload: { query: TRIGGERS, variables: null, operationName: null, extensions: {} } });
-    const at = c.messages.length;
-    await c.next((m) => m.id === 'e"1' && m.type === 'complete', { from: at });
-    assert.equal(c.messages.filter((m) => m.id === 'e"1' && m.type === 'complete').length, 1);
-    c.sock.close(1000);
-  });
-
-  e2eTest('subscribe, next for each batch, client complete stops it; ids are per socket', async () => {
-    const c = await ready();
     const from = await lastSeq();
-    c.send({ id: 'a', type: 'subscribe', payload: { query: STREAM(from) } });
-    await emit('ws.raw.1');
-    const first = await c.next((m) => m.id === 'a' && m.type === 'next');
-    assert.equal(first.payload.data.events_stream[0].source, 'ws.raw.1');
-    c.send({ id: 'a', type: 'complete' });
-    c.send({ id: 'unknown', type: 'complete' }); // ignored
-    // A second subscription from the same point sees the next event; 'a' sees nothing more.
-    const mark = c.messages.length;
-    c.send({ id: 'b', type: 'subscribe', payload: { query: STREAM(from) } });
-    await emit('ws.raw.2');
-    await c.next((m) => m.id === 'b' && m.type === 'next' && m.payload.data.events_stream.some((e) => e.source === 'ws.raw.2'), { from: mark });
-    assert.equal(c.messages.slice(mark).filter((m) => m.id === 'a').length, 0);
-    // Another socket may use the id 'b' too.
-    const d = await ready();
-    d.send({ id: 'b', type: 'subscribe', payload: { query: TRIGGERS } });
-    await d.next((m) => m.id === 'b' && m.type === 'complete');
-    d.sock.close();
+    const seen = [];
+    let done = false;
+    const dispose = client.subscribe(
+      { query: STREAM(from) },
+      { next: (v) => seen.push(...v.data.events_stream), error: (e) => assert.fail(JSON.stringify(e)), complete: () => (done = true) },
+    );
+    for (let i = 0; i < 3; i++) await emit(`ws.stream.${i}`);
+    await waitUntil(() => seen.length >= 3, { timeoutMs: 15000, message: 'three streamed events' });
+    assert.deepEqual(seen.map((e) => e.source), ['ws.stream.0', 'ws.stream.1', 'ws.stream.2']);
+    assert.ok(seen.every((e, i) => Number(e.seq) > from && (i === 0 || Number(e.seq) > Number(seen[i - 1].seq))));
+    dispose();
+    assert.equal(done, false);
+    // A validation error reaches the client's error callback.
+    const err = await new Promise((resolve) => client.subscribe({ query: 'subscription { nope }' }, { next: () => {}, error: resolve, complete: () => resolve(null) }));
+    assert.ok(Array.isArray(err) && err[0].message, JSON.stringify(err));
+  } finally {
+    await client.dispose();
+  }
+});
+
+e2eTest('graphql-transport-ws: the graphql-ws client without the secret: closed with 4403', async () => {
+  for (const params of [{}, { 'x-herald-admin-secret': 'wrong' }]) {
+    const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: params, retryAttempts: 0 });
+    const err = await new Promise((resolve) => client.subscribe({ query: TRIGGERS }, { next: () => {}, error: resolve, complete: () => resolve(null) }));
+    assert.equal(err?.code, 4403, String(err));
+    assert.equal(err.reason, 'Forbidden');
+    await client.dispose();
+  }
+});
+
+e2eTest('graphql-transport-ws: the secret in x-hasura-admin-secret, in a headers object, or in the upgrade request', async () => {
+  for (const params of [{ 'x-hasura-admin-secret': SECRET }, { headers: { 'X-Hasura-Admin-Secret': SECRET } }, { headers: { 'x-herald-admin-secret': SECRET } }]) {
+    const c = await ready(params);
     c.sock.close();
-  });
+  }
+  const c = open('graphql-transport-ws', { headers: AUTH });
+  await c.opened;
+  c.send({ type: 'connection_init' });
+  await c.next((m) => m.type === 'connection_ack');
+  c.sock.close();
+  // A wrong secret in connectionParams wins over a right one in the headers.
+  const d = open('graphql-transport-ws', { headers: AUTH });
+  await d.opened;
+  d.send({ type: 'connection_init', payload: { 'x-herald-admin-secret': 'wrong' } });
+  await expectClose(d, 4403, 'Forbidden');
+});
 
-  e2eTest('ping gets pong with the same payload; pong is ignored', async () => {
+e2eTest('graphql-transport-ws: query and mutation: one next, then complete; a failed prepare: error without complete', async () => {
+  const c = await ready();
+  c.send({ id: 'q1', type: 'subscribe', payload: { query: TRIGGERS } });
+  const n = await c.next((m) => m.id === 'q1' && m.type === 'next');
+  assert.deepEqual(n, { id: 'q1', type: 'next', payload: { data: { triggers: [] } } });
+  await c.next((m) => m.id === 'q1' && m.type === 'complete');
+  c.send({ id: 'e"1', type: 'subscribe', payload: { query: '{ nope }' } });
+  const e = await c.next((m) => m.id === 'e"1');
+  assert.equal(e.type, 'error');
+  assert.ok(Array.isArray(e.payload) && e.payload[0].message, JSON.stringify(e));
+  // The same id is free again; nothing else came for e"1.
+  c.send({ id: 'e"1', type: 'subscribe', payload: { query: TRIGGERS, variables: null, operationName: null, extensions: {} } });
+  const at = c.messages.length;
+  await c.next((m) => m.id === 'e"1' && m.type === 'complete', { from: at });
+  assert.equal(c.messages.filter((m) => m.id === 'e"1' && m.type === 'complete').length, 1);
+  c.sock.close(1000);
+});
+
+e2eTest('graphql-transport-ws: subscribe, next for each batch, client complete stops it; ids are per socket', async () => {
+  const c = await ready();
+  const from = await lastSeq();
+  c.send({ id: 'a', type: 'subscribe', payload: { query: STREAM(from) } });
+  await emit('ws.raw.1');
+  const first = await c.next((m) => m.id === 'a' && m.type === 'next');
+  assert.equal(first.payload.data.events_stream[0].source, 'ws.raw.1');
+  c.send({ id: 'a', type: 'complete' });
+  c.send({ id: 'unknown', type: 'complete' }); // ignored
+  // A second subscription from the same point sees the next event; 'a' sees nothing more.
+  const mark = c.messages.length;
+  c.send({ id: 'b', type: 'subscribe', payload: { query: STREAM(from) } });
+  await emit('ws.raw.2');
+  await c.next((m) => m.id === 'b' && m.type === 'next' && m.payload.data.events_stream.some((e) => e.source === 'ws.raw.2'), { from: mark });
+  assert.equal(c.messages.slice(mark).filter((m) => m.id === 'a').length, 0);
+  // Another socket may use the id 'b' too.
+  const d = await ready();
+  d.send({ id: 'b', type: 'subscribe', payload: { query: TRIGGERS } });
+  await d.next((m) => m.id === 'b' && m.type === 'complete');
+  d.sock.close();
+  c.sock.close();
+});
+
+e2eTest('graphql-transport-ws: at most 1,000 subscriptions per socket: the next one gets an error', async () => {
+  const c = await ready();
+  const from = await lastSeq();
+  for (let i = 0; i <= 1000; i++) c.send({ id: `s${i}`, type: 'subscribe', payload: { query: STREAM(from) } });
+  const e = await c.next((m) => m.id === 's1000');
+  assert.equal(e.type, 'error');
+  assert.match(e.payload[0].message, /too many subscriptions/);
+  assert.equal(c.messages.filter((m) => m.type === 'error').length, 1);
+  // One ends: room for another.
+  c.send({ id: 's0', type: 'complete' });
+  c.send({ id: 'again', type: 'subscribe', payload: { query: STREAM(from) } });
+  c.send({ id: 'q', type: 'subscribe', payload: { query: TRIGGERS } });
+  await c.next((m) => m.id === 'q' && m.type === 'complete');
+  assert.equal(c.messages.filter((m) => m.type === 'error').length, 1);
+  c.sock.close();
+});
+
+e2eTest('graphql-transport-ws: ping gets pong with the same payload; pong is ignored', async () => {
+  const c = open('graphql-transport-ws');
+  await c.opened;
+  c.send({ type: 'ping' }); // allowed before connection_init
+  assert.deepEqual(await c.next((m) => m.type === 'pong'), { type: 'pong' });
+  c.send({ type: 'connection_init', payload: AUTH });
+  await c.next((m) => m.type === 'connection_ack');
+  c.send({ type: 'pong', payload: { x: 1 } });
+  c.send({ type: 'ping', payload: { n: 42, s: 'é' } });
+  assert.deepEqual(await c.next((m) => m.type === 'pong' && m.payload), { type: 'pong', payload: { n: 42, s: 'é' } });
+  c.sock.close();
+});
+
+e2eTest('graphql-transport-ws: 4408: no connection_init within 3 s', async () => {
+  const c = open('graphql-transport-ws');
+  await c.opened;
+  const t0 = Date.now();
+  await expectClose(c, 4408, 'Connection initialisation timeout');
+  assert.ok(Date.now() - t0 >= 2500, `closed after ${Date.now() - t0} ms`);
+});
+
+e2eTest('graphql-transport-ws: 4429: a second connection_init', async () => {
+  const c = await ready();
+  c.send({ type: 'connection_init', payload: AUTH });
+  await expectClose(c, 4429, 'Too many initialisation requests');
+});
+
+e2eTest('graphql-transport-ws: 4401: subscribe before connection_ack', async () => {
+  const c = open('graphql-transport-ws');
+  await c.opened;
+  c.send({ id: '1', type: 'subscribe', payload: { query: TRIGGERS } });
+  await expectClose(c, 4401, 'Unauthorized');
+});
+
+e2eTest('graphql-transport-ws: 4403: missing or wrong secret', async () => {
+  for (const payload of [undefined, null, {}, { 'x-herald-admin-secret': 'nope' }, { headers: { 'x-hasura-admin-secret': 'nope' } }]) {
     const c = open('graphql-transport-ws');
     await c.opened;
-    c.send({ type: 'ping' }); // allowed before connection_init
-    assert.deepEqual(await c.next((m) => m.type === 'pong'), { type: 'pong' });
-    c.send({ type: 'connection_init', payload: AUTH });
-    await c.next((m) => m.type === 'connection_ack');
-    c.send({ type: 'pong', payload: { x: 1 } });
-    c.send({ type: 'ping', payload: { n: 42, s: 'é' } });
-    assert.deepEqual(await c.next((m) => m.type === 'pong' && m.payload), { type: 'pong', payload: { n: 42, s: 'é' } });
-    c.sock.close();
-  });
+    c.send(payload === undefined ? { type: 'connection_init' } : { type: 'connection_init', payload });
+    await expectClose(c, 4403, 'Forbidden');
+  }
+});
 
-  e2eTest('4408: no connection_init within 3 s', async () => {
-    const c = open('graphql-transport-ws');
-    await c.opened;
-    const t0 = Date.now();
-    await expectClose(c, 4408, 'Connection initialisation timeout');
-    assert.ok(Date.now() - t0 >= 2500, `closed after ${Date.now() - t0} ms`);
-  });
+e2eTest('graphql-transport-ws: 4409: a subscribe with an id that is active', async () => {
+  const c = await ready();
+  const from = await lastSeq();
+  c.send({ id: 'dup', type: 'subscribe', payload: { query: STREAM(from) } });
+  // The stream stays open; a query under its id closes the socket.
+  c.send({ id: 'dup', type: 'subscribe', payload: { query: TRIGGERS } });
+  await expectClose(c, 4409, 'Subscriber for dup already exists');
+});
 
-  e2eTest('4429: a second connection_init', async () => {
+e2eTest('graphql-transport-ws: 4400: malformed JSON, unknown and misplaced types, bad fields, binary frames', async () => {
+  const cases = [
+    ['{not json', /JSON/],
+    ['[1,2]', /type/],
+    [{ type: 5 }, /type/],
+    [{ type: 'nope' }, /nope/],
+    [{ type: 'next', id: '1', payload: {} }, /Unexpected message of type next/],
+    [{ type: 'connection_ack' }, /Unexpected message of type connection_ack/],
+    [{ type: 'subscribe', payload: { query: TRIGGERS } }, /id/],
+    [{ type: 'subscribe', id: '', payload: { query: TRIGGERS } }, /id/],
+    [{ type: 'subscribe', id: '1', payload: { query: 5 } }, /query/],
+    [{ type: 'subscribe', id: '1', payload: { query: TRIGGERS, variables: [1] } }, /variables/],
+    [{ type: 'subscribe', id: '1' }, /payload/],
+    [{ type: 'complete' }, /id/],
+    [{ type: 'ping', payload: 'x' }, /payload/],
+  ];
+  for (const [msg, reason] of cases) {
     const c = await ready();
-    c.send({ type: 'connection_init', payload: AUTH });
-    await expectClose(c, 4429, 'Too many initialisation requests');
-  });
+    c.send(msg);
+    await expectClose(c, 4400, reason);
+  }
+  const c = await ready();
+  c.sock.send(Buffer.from([1, 2, 3]), { binary: true });
+  await expectClose(c, 4400, /Binary/);
+});
 
-  e2eTest('4401: subscribe before connection_ack', async () => {
-    const c = open('graphql-transport-ws');
-    await c.opened;
-    c.send({ id: '1', type: 'subscribe', payload: { query: TRIGGERS } });
-    await expectClose(c, 4401, 'Unauthorized');
+e2eTest('graphql-transport-ws: upgrades without a supported subprotocol get an HTTP answer', async () => {
+  for (const protocol of [null, 'graphql-nope']) {
+    const c = open(protocol);
+    const err = await c.opened.then(() => null, (e) => e);
+    assert.equal(err?.status, 400, String(err));
+  }
+  const sock = new WebSocket(base.replace(/^http/, 'ws').replace('/v1/graphql', '/v1/metadata'), ['graphql-transport-ws']);
+  const status = await new Promise((resolve) => {
+    sock.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    sock.on('open', () => resolve('open'));
+    sock.on('error', () => {});
   });
-
-  e2eTest('4403: missing or wrong secret', async () => {
-    for (const payload of [undefined, null, {}, { 'x-herald-admin-secret': 'nope' }, { headers: { 'x-hasura-admin-secret': 'nope' } }]) {
-      const c = open('graphql-transport-ws');
-      await c.opened;
-      c.send(payload === undefined ? { type: 'connection_init' } : { type: 'connection_init', payload });
-      await expectClose(c, 4403, 'Forbidden');
-    }
-  });
-
-  e2eTest('4409: a subscribe with an id that is active', async () => {
-    const c = await ready();
-    const from = await lastSeq();
-    c.send({ id: 'dup', type: 'subscribe', payload: { query: STREAM(from) } });
-    // The stream stays open; a query under its id closes the socket.
-    c.send({ id: 'dup', type: 'subscribe', payload: { query: TRIGGERS } });
-    await expectClose(c, 4409, 'Subscriber for dup already exists');
-  });
-
-  e2eTest('4400: malformed JSON, unknown and misplaced types, bad fields, binary frames', async () => {
-    const cases = [
-      ['{not json', /JSON/],
-      ['[1,2]', /type/],
-      [{ type: 5 }, /type/],
-      [{ type: 'nope' }, /nope/],
-      [{ type: 'next', id: '1', payload: {} }, /Unexpected message of type next/],
-      [{ type: 'connection_ack' }, /Unexpected message of type connection_ack/],
-      [{ type: 'subscribe', payload: { query: TRIGGERS } }, /id/],
-      [{ type: 'subscribe', id: '', payload: { query: TRIGGERS } }, /id/],
-      [{ type: 'subscribe', id: '1', payload: { query: 5 } }, /query/],
-      [{ type: 'subscribe', id: '1', payload: { query: TRIGGERS, variables: [1] } }, /variables/],
-      [{ type: 'subscribe', id: '1' }, /payload/],
-      [{ type: 'complete' }, /id/],
-      [{ type: 'ping', payload: 'x' }, /payload/],
-    ];
-    for (const [msg, reason] of cases) {
-      const c = await ready();
-      c.send(msg);
-      await expectClose(c, 4400, reason);
-    }
-    const c = await ready();
-    c.sock.send(Buffer.from([1, 2, 3]), { binary: true });
-    await expectClose(c, 4400, /Binary/);
-  });
-
-  e2eTest('upgrades without a supported subprotocol get an HTTP answer', async () => {
-    for (const protocol of [null, 'graphql-nope']) {
-      const c = open(protocol);
-      const err = await c.opened.then(() => null, (e) => e);
-      assert.equal(err?.status, 400, String(err));
-    }
-    const sock = new WebSocket(base.replace(/^http/, 'ws').replace('/v1/graphql', '/v1/metadata'), ['graphql-transport-ws']);
-    const status = await new Promise((resolve) => {
-      sock.on('unexpected-response', (req, res) => resolve(res.statusCode));
-      sock.on('open', () => resolve('open'));
-      sock.on('error', () => {});
-    });
-    assert.equal(status, 404);
-  });
+  assert.equal(status, 404);
 });
 
 // ---- graphql-ws (legacy) ----
 
-describe('graphql-ws (subscriptions-transport-ws)', () => {
-  e2eTest('SubscriptionClient runs a query and a subscription', async () => {
-    const client = new SubscriptionClient(wsUrl, { connectionParams: AUTH, reconnect: false }, WebSocket);
-    try {
-      const result = await new Promise((resolve, reject) => {
-        let r;
-        client.request({ query: TRIGGERS }).subscribe({ next: (v) => (r = v), error: reject, complete: () => resolve(r) });
-      });
-      assert.deepEqual(result, { data: { triggers: [] } });
-      const from = await lastSeq();
-      const seen = [];
-      const sub = client.request({ query: STREAM(from) }).subscribe({ next: (v) => seen.push(...v.data.events_stream), error: (e) => assert.fail(JSON.stringify(e)) });
-      await emit('legacy.1');
-      await emit('legacy.2');
-      await waitUntil(() => seen.length >= 2, { timeoutMs: 15000, message: 'two streamed events' });
-      assert.deepEqual(seen.map((e) => e.source), ['legacy.1', 'legacy.2']);
-      sub.unsubscribe();
-      const err = await new Promise((resolve) => {
-        client.request({ query: 'subscription { nope }' }).subscribe({ next: () => resolve(null), error: resolve, complete: () => resolve(null) });
-      });
-      assert.ok(err?.message, JSON.stringify(err));
-    } finally {
-      client.close();
-    }
-  });
-
-  e2eTest('raw: ack then ka at once and again, start/data/complete, error, stop, terminate', { timeout: 60000 }, async () => {
-    const c = open('graphql-ws');
-    await c.opened;
-    c.send({ type: 'connection_init', payload: AUTH });
-    await c.next((m) => m.type === 'connection_ack');
-    assert.deepEqual(c.messages.slice(0, 2), [{ type: 'connection_ack' }, { type: 'ka' }]);
-    c.send({ id: '1', type: 'start', payload: { query: TRIGGERS } });
-    assert.deepEqual(await c.next((m) => m.id === '1' && m.type === 'data'), { id: '1', type: 'data', payload: { data: { triggers: [] } } });
-    await c.next((m) => m.id === '1' && m.type === 'complete');
-    c.send({ id: '2', type: 'start', payload: { query: '{ nope }' } });
-    const e = await c.next((m) => m.id === '2');
-    assert.equal(e.type, 'error');
-    assert.ok(e.payload[0].message);
+e2eTest('graphql-ws: SubscriptionClient runs a query and a subscription', async () => {
+  const client = new SubscriptionClient(wsUrl, { connectionParams: AUTH, reconnect: false }, WebSocket);
+  try {
+    const result = await new Promise((resolve, reject) => {
+      let r;
+      client.request({ query: TRIGGERS }).subscribe({ next: (v) => (r = v), error: reject, complete: () => resolve(r) });
+    });
+    assert.deepEqual(result, { data: { triggers: [] } });
     const from = await lastSeq();
-    c.send({ id: '3', type: 'start', payload: { query: STREAM(from) } });
-    await emit('legacy.raw');
-    await c.next((m) => m.id === '3' && m.type === 'data');
-    c.send({ id: '3', type: 'stop' });
-    await c.next((m) => m.id === '3' && m.type === 'complete');
-    // Bad messages get an error message; the socket stays.
-    c.send('{oops');
-    await c.next((m) => m.type === 'error' && !m.id && /JSON/.test(m.payload.message));
-    c.send({ id: '4', type: 'whatever' });
-    await c.next((m) => m.type === 'error' && m.id === '4');
-    // The keep-alive comes again after ~10 s.
-    const kas = () => c.messages.filter((m) => m.type === 'ka').length;
-    await waitUntil(() => kas() >= 2, { timeoutMs: 20000, intervalMs: 100, message: 'a second ka' });
-    c.send({ type: 'connection_terminate' });
-    const closed = await c.close();
-    assert.equal(closed.code, 1000);
-  });
+    const seen = [];
+    const sub = client.request({ query: STREAM(from) }).subscribe({ next: (v) => seen.push(...v.data.events_stream), error: (e) => assert.fail(JSON.stringify(e)) });
+    await emit('legacy.1');
+    await emit('legacy.2');
+    await waitUntil(() => seen.length >= 2, { timeoutMs: 15000, message: 'two streamed events' });
+    assert.deepEqual(seen.map((e) => e.source), ['legacy.1', 'legacy.2']);
+    sub.unsubscribe();
+    const err = await new Promise((resolve) => {
+      client.request({ query: 'subscription { nope }' }).subscribe({ next: () => resolve(null), error: resolve, complete: () => resolve(null) });
+    });
+    assert.ok(err?.message, JSON.stringify(err));
+  } finally {
+    client.close();
+  }
+});
 
-  e2eTest('raw: a wrong secret gets connection_error, then the socket closes', async () => {
-    const c = open('graphql-ws');
-    await c.opened;
-    c.send({ type: 'connection_init', payload: { 'x-herald-admin-secret': 'wrong' } });
-    const m = await c.next((x) => x.type === 'connection_error');
-    assert.match(m.payload.message, /secret/);
-    await expectClose(c, 4403, 'Forbidden');
-    // start before connection_init: an error for that id.
-    const d = open('graphql-ws');
-    await d.opened;
-    d.send({ id: '1', type: 'start', payload: { query: TRIGGERS } });
-    const e = await d.next((x) => x.id === '1');
-    assert.equal(e.type, 'error');
-    d.sock.close();
-    // No connection_init at all: 4408, as with graphql-transport-ws.
-    await expectClose(open('graphql-ws'), 4408, 'Connection initialisation timeout');
-  });
+e2eTest('graphql-ws: raw: ack then ka at once and again, start/data/complete, error, stop, terminate', { timeout: 60000 }, async () => {
+  const c = open('graphql-ws');
+  await c.opened;
+  c.send({ type: 'connection_init', payload: AUTH });
+  await c.next((m) => m.type === 'connection_ack');
+  assert.deepEqual(c.messages.slice(0, 2), [{ type: 'connection_ack' }, { type: 'ka' }]);
+  c.send({ id: '1', type: 'start', payload: { query: TRIGGERS } });
+  assert.deepEqual(await c.next((m) => m.id === '1' && m.type === 'data'), { id: '1', type: 'data', payload: { data: { triggers: [] } } });
+  await c.next((m) => m.id === '1' && m.type === 'complete');
+  c.send({ id: '2', type: 'start', payload: { query: '{ nope }' } });
+  const e = await c.next((m) => m.id === '2');
+  assert.equal(e.type, 'error');
+  assert.ok(e.payload[0].message);
+  const from = await lastSeq();
+  c.send({ id: '3', type: 'start', payload: { query: STREAM(from) } });
+  await emit('legacy.raw');
+  await c.next((m) => m.id === '3' && m.type === 'data');
+  c.send({ id: '3', type: 'stop' });
+  await c.next((m) => m.id === '3' && m.type === 'complete');
+  // Bad messages get an error message; the socket stays.
+  c.send('{oops');
+  await c.next((m) => m.type === 'error' && !m.id && /JSON/.test(m.payload.message));
+  c.send({ id: '4', type: 'whatever' });
+  await c.next((m) => m.type === 'error' && m.id === '4');
+  // The keep-alive comes again after ~10 s.
+  const kas = () => c.messages.filter((m) => m.type === 'ka').length;
+  await waitUntil(() => kas() >= 2, { timeoutMs: 20000, intervalMs: 100, message: 'a second ka' });
+  c.send({ type: 'connection_terminate' });
+  const closed = await c.close();
+  assert.equal(closed.code, 1000);
+});
+
+e2eTest('graphql-ws: raw: a wrong secret gets connection_error, then the socket closes', async () => {
+  const c = open('graphql-ws');
+  await c.opened;
+  c.send({ type: 'connection_init', payload: { 'x-herald-admin-secret': 'wrong' } });
+  const m = await c.next((x) => x.type === 'connection_error');
+  assert.match(m.payload.message, /secret/);
+  await expectClose(c, 4403, 'Forbidden');
+  // start before connection_init: an error for that id.
+  const d = open('graphql-ws');
+  await d.opened;
+  d.send({ id: '1', type: 'start', payload: { query: TRIGGERS } });
+  const e = await d.next((x) => x.id === '1');
+  assert.equal(e.type, 'error');
+  d.sock.close();
+  // No connection_init at all: 4408, as with graphql-transport-ws.
+  await expectClose(open('graphql-ws'), 4408, 'Connection initialisation timeout');
 });
