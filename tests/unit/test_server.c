@@ -446,6 +446,11 @@ static void client_routing(fx_t *fx)
     CHECK(has_header(&r, "content-type: text/plain\r\n"));
     CHECK(has_header(&r, "server: herald\r\n"));
     resp_free(&r);
+    /* A decoded value may hold '&' and '=': parameters are kept one by one. */
+    simple(fx, NULL, "/hello?x=1&name=a%26b%3Dc+d", NULL, 0, NULL, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(r.body.data, "hello a&b=c d from 127.0.0.1 query=x=1&name=a&b=c d");
+    resp_free(&r);
 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
