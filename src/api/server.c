@@ -90,6 +90,8 @@
 #define DRAIN_FACTOR 8
 /* Close watchdog: give up waiting for lws' handles after this many 1 ms ticks. */
 #define CLOSE_TICKS_MAX 10000
+/* Closing: how long open WebSocket sessions get to exchange close frames (1001) first, in ms. */
+#define GOAWAY_MS 1000
 
 typedef enum { REQ_READING, REQ_HANDLER, REQ_RESPONDING, REQ_ORPHANED } req_state_t;
 
@@ -155,7 +157,8 @@ struct hr_ws {
     size_t rx_len, rx_cap;
     int rx_binary;
     lws_sorted_usec_list_t timer;
-    hval_t *hvals; /* header values handed out during open */
+    hval_t *hvals;        /* header values handed out during open */
+    hr_ws_t *prev, *next; /* in srv->sessions */
     char peer[64];
 };
 
@@ -179,10 +182,12 @@ struct hr_server {
     int port;
     hr_server_stats_t stats;
     hr_request_t *waiting;  /* requests in HANDLER state: a list for the sweep */
+    hr_ws_t *sessions;      /* open WebSocket sessions */
     uv_timer_t sweep_timer; /* checks waiting requests' connections once a second */
     /* closing */
     int closing;
-    int close_phase; /* 0: destroy not started; 1: waiting for lws' handles */
+    int close_phase; /* -1: sessions closing (1001); 0: destroy not started; 1: waiting for
+                        lws' handles */
     int close_ticks;
     uv_timer_t close_timer;
     void (*done)(void *ud);
@@ -670,6 +675,7 @@ static int confirm_upgrade(hr_server_t *srv, struct lws *wsi, const char *upgrad
 {
     char path[1024], list[WS_PROTOCOL_HEADER_MAX + 1];
     srv->stats.requests++;
+    if (srv->closing) return refuse_upgrade(srv, wsi, 503, "the server is shutting down");
     if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
         return refuse_upgrade(srv, wsi, 400, "unsupported upgrade");
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 ||
@@ -734,6 +740,9 @@ static int ws_established(hr_server_t *srv, struct lws *wsi)
     ws->subprotocol = pcol->name;
     lws_get_peer_simple(wsi, ws->peer, sizeof ws->peer);
     lws_set_opaque_user_data(wsi, ws);
+    ws->next = srv->sessions;
+    if (srv->sessions) srv->sessions->prev = ws;
+    srv->sessions = ws;
     /* Sessions live as long as their client wants: no lws timeout. */
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     srv->stats.ws_accepted++;
@@ -755,6 +764,11 @@ static void ws_detach(struct lws *wsi)
     ws->closing = 1;
     lws_sul_cancel(&ws->timer);
     ws->srv->stats.ws_open--;
+    if (ws->prev)
+        ws->prev->next = ws->next;
+    else
+        ws->srv->sessions = ws->next;
+    if (ws->next) ws->next->prev = ws->prev;
     ws->ep->h.closed(ws, ws->ep->ud);
     ws_queue_free(ws);
     ws_free_hvals(ws);
@@ -1383,6 +1397,16 @@ static void count_ctx_handles(uv_handle_t *h, void *arg)
 static void on_close_tick(uv_timer_t *t)
 {
     hr_server_t *srv = t->data;
+    if (srv->close_phase == -1) {
+        /* Sessions first: a close frame each (after what is queued), then wait for them to
+         * end, at most GOAWAY_MS. */
+        if (srv->close_ticks == 0)
+            for (hr_ws_t *ws = srv->sessions; ws; ws = ws->next)
+                hr_ws_close(ws, 1001, "server shutting down");
+        if (srv->sessions && ++srv->close_ticks < GOAWAY_MS) return;
+        srv->close_ticks = 0;
+        srv->close_phase = 0;
+    }
     if (srv->close_phase == 0) {
         srv->close_phase = 1;
         if (srv->ctx) lws_context_destroy(srv->ctx);
@@ -1411,6 +1435,7 @@ void hr_server_close(hr_server_t *srv, void (*done)(void *ud), void *ud)
     srv->closing = 1;
     srv->done = done;
     srv->done_ud = ud;
+    srv->close_phase = srv->sessions ? -1 : 0;
     /* Never destroy the context from inside one of its callbacks: start from the loop. */
     uv_timer_start(&srv->close_timer, on_close_tick, 0, 1);
 }

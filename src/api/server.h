@@ -152,8 +152,10 @@ typedef struct hr_server_stats {
 
 void hr_server_stats(const hr_server_t *srv, hr_server_stats_t *out);
 
-/* Stops listening, closes every connection (pending requests are orphaned: their close
- * callbacks run), releases libwebsockets' loop handles and frees srv; then calls done(ud)
+/* Closes open WebSocket sessions with 1001 "server shutting down" and gives their clients up to
+ * a second to answer (requests are still served meanwhile, upgrades get 503); then stops
+ * listening, closes every connection (pending requests are orphaned: their close callbacks
+ * run), releases libwebsockets' loop handles and frees srv; then calls done(ud)
  * (done may be NULL) from a later loop iteration. Never calls done from inside the call. Safe
  * to call from a handler. Call it once. */
 void hr_server_close(hr_server_t *srv, void (*done)(void *ud), void *ud);

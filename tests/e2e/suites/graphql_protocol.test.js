@@ -452,6 +452,22 @@ e2eTest('graphql-transport-ws: 4400: malformed JSON, unknown and misplaced types
   await expectClose(c, 4400, /Binary/);
 });
 
+e2eTest('graphql-transport-ws: herald stopping closes sockets with 1001 and exits', async () => {
+  const t = await stack(cluster, { backend: ANY, triggers: () => [] });
+  const sock = new WebSocket(t.herald.url('/v1/graphql').replace(/^http/, 'ws'), ['graphql-transport-ws']);
+  const closed = new Promise((resolve) => sock.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await new Promise((resolve, reject) => {
+    sock.on('message', (d) => JSON.parse(d).type === 'connection_ack' && resolve());
+    sock.on('error', reject);
+    sock.on('open', () => sock.send(JSON.stringify({ type: 'connection_init' })));
+  });
+  const from = await lastSeq();
+  sock.send(JSON.stringify({ id: 'x', type: 'subscribe', payload: { query: STREAM(from) } }));
+  const code = t.herald.stop();
+  assert.deepEqual(await closed, { code: 1001, reason: 'server shutting down' });
+  assert.equal(await code, 0);
+});
+
 e2eTest('graphql-transport-ws: upgrades without a supported subprotocol get an HTTP answer', async () => {
   for (const protocol of [null, 'graphql-nope']) {
     const c = open(protocol);
@@ -498,7 +514,7 @@ e2eTest('graphql-ws: raw: ack then ka at once and again, start/data/complete, er
   const c = open('graphql-ws');
   await c.opened;
   c.send({ type: 'connection_init', payload: AUTH });
-  await c.next((m) => m.type === 'connection_ack');
+  await c.next((m) => m.type === 'ka');
   assert.deepEqual(c.messages.slice(0, 2), [{ type: 'connection_ack' }, { type: 'ka' }]);
   c.send({ id: '1', type: 'start', payload: { query: TRIGGERS } });
   assert.deepEqual(await c.next((m) => m.id === '1' && m.type === 'data'), { id: '1', type: 'data', payload: { data: { triggers: [] } } });
