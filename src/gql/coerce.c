@@ -155,6 +155,15 @@ static void print_value(hr_buf_t *b, const gql_value_t *v)
     }
 }
 
+char *hr_gql_print_value_str(const gql_value_t *v)
+{
+    hr_buf_t b;
+    hr_buf_init(&b, 0);
+    print_value(&b, v);
+    if (!b.data) hr_buf_puts(&b, "");
+    return hr_buf_steal(&b, NULL);
+}
+
 void hr_gql_print_value(const gql_value_t *v, char *buf, size_t n)
 {
     hr_buf_t b;
@@ -235,14 +244,43 @@ static void inspect(hr_buf_t *b, json_t *v, int depth)
     }
 }
 
-void hr_gql_inspect(json_t *v, char *buf, size_t n)
+char *hr_gql_inspect_str(json_t *v)
 {
     hr_buf_t b;
     hr_buf_init(&b, 0);
     inspect(&b, v, 0);
-    snprintf(buf, n, "%s", b.data ? b.data : "");
-    if (b.len >= n && n > 4) memcpy(buf + n - 4, "...", 4);
-    hr_buf_free(&b);
+    if (!b.data) hr_buf_puts(&b, "");
+    return hr_buf_steal(&b, NULL);
+}
+
+void hr_gql_inspect(json_t *v, char *buf, size_t n)
+{
+    char *s = hr_gql_inspect_str(v);
+    snprintf(buf, n, "%s", s);
+    if (strlen(s) >= n && n > 4) memcpy(buf + n - 4, "...", 4);
+    free(s);
+}
+
+/* vasprintf that aborts on out-of-memory. */
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    char *s = hr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    return s;
+}
+
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = vformat(fmt, ap);
+    va_end(ap);
+    return s;
 }
 
 static int is_int_text(const char *s)
@@ -486,10 +524,9 @@ static int lfail(lit_t *l, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int lfail(lit_t *l, int line, int col, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    char *buf = vformat(fmt, ap);
     va_end(ap);
     l->nerr++;
     if (l->check) {
@@ -497,6 +534,22 @@ static int lfail(lit_t *l, int line, int col, const char *fmt, ...)
     } else {
         snprintf(l->msg, l->msgsz, "%s", buf);
     }
+    free(buf);
+    return -1;
+}
+
+/* lfail with v printed (whole) where the format's one %s is. */
+static int lfail_printed(lit_t *l, const gql_value_t *v, const char *fmt)
+{
+    hr_buf_t b;
+    hr_buf_init(&b, 0);
+    print_value(&b, v);
+    if (!b.data) hr_buf_puts(&b, "");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    lfail(l, v->line, v->col, fmt, b.data);
+#pragma GCC diagnostic pop
+    hr_buf_free(&b);
     return -1;
 }
 
@@ -551,7 +604,7 @@ static json_t *untyped(const gql_value_t *v, json_t *vars)
 static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_value_t *v,
                json_t **out)
 {
-    char tb[256], pv[256];
+    char tb[256];
     if (out) *out = NULL;
     if (v->kind == V_VAR) {
         if (l->check) return 0;
@@ -612,12 +665,15 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
         return bad ? -1 : 0;
     }
     const gql_stype_t *ty = t->type;
-    hr_gql_print_value(v, pv, sizeof pv);
     if (v->kind == V_LIST) loc = t; /* graphql-js names a list's item type, without its "!" */
     if (ty->kind == K_INPUT) {
-        if (v->kind != V_OBJECT)
-            return lfail(l, v->line, v->col, "Expected value of type \"%s\", found %s.",
-                         hr_gql_tref_str(loc, tb, sizeof tb), pv);
+        if (v->kind != V_OBJECT) {
+            char *fmt = format("Expected value of type \"%s\", found %%s.",
+                               hr_gql_tref_str(loc, tb, sizeof tb));
+            lfail_printed(l, v, fmt);
+            free(fmt);
+            return -1;
+        }
         int bad = 0;
         /* Required fields first, then @oneOf, then each field (graphql-js's order). */
         for (size_t i = 0; i < ty->ninputs && l->check; i++) {
@@ -709,9 +765,15 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     if (ty->kind == K_ENUM) {
         if (v->kind != V_ENUM) {
             char sug[300] = "";
-            if (l->nerr < 100) suggest_enum(ty, pv, sug, sizeof sug); /* as printed, quotes too */
-            return lfail(l, v->line, v->col, "Enum \"%s\" cannot represent non-enum value: %s.%s",
-                         ty->name, pv, sug);
+            hr_buf_t pv;
+            hr_buf_init(&pv, 0);
+            print_value(&pv, v);
+            if (!pv.data) hr_buf_puts(&pv, "");
+            if (l->nerr < 100) suggest_enum(ty, pv.data, sug, sizeof sug); /* quotes too */
+            lfail(l, v->line, v->col, "Enum \"%s\" cannot represent non-enum value: %s.%s",
+                  ty->name, pv.data, sug);
+            hr_buf_free(&pv);
+            return -1;
         }
         if (!hr_gql_enum_find(ty, v->s)) {
             char sug[300] = "";
@@ -725,7 +787,7 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     switch (ty->scalar) {
     case SC_INT: {
         if (v->kind != V_INT)
-            return lfail(l, v->line, v->col, "Int cannot represent non-integer value: %s", pv);
+            return lfail_printed(l, v, "Int cannot represent non-integer value: %s");
         errno = 0;
         long long x = strtoll(v->s, NULL, 10);
         if (errno == ERANGE || x > INT32_MAX || x < INT32_MIN)
@@ -737,7 +799,7 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     case SC_FLOAT:
         /* graphql-js takes 1e400 as Infinity; JSON has no such number, so herald refuses it. */
         if ((v->kind != V_INT && v->kind != V_FLOAT) || !isfinite(strtod(v->s, NULL)))
-            return lfail(l, v->line, v->col, "Float cannot represent non numeric value: %s", pv);
+            return lfail_printed(l, v, "Float cannot represent non numeric value: %s");
         if (!l->check) {
             double d = strtod(v->s, NULL);
             /* Keep integers integers, as JavaScript would print them. */
@@ -749,19 +811,18 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
         return 0;
     case SC_STRING:
         if (v->kind != V_STRING)
-            return lfail(l, v->line, v->col, "String cannot represent a non string value: %s", pv);
+            return lfail_printed(l, v, "String cannot represent a non string value: %s");
         if (!l->check) *out = json_stringn(v->s, v->len);
         return 0;
     case SC_BOOLEAN:
         if (v->kind != V_BOOL)
-            return lfail(l, v->line, v->col, "Boolean cannot represent a non boolean value: %s",
-                         pv);
+            return lfail_printed(l, v, "Boolean cannot represent a non boolean value: %s");
         if (!l->check) *out = json_boolean(v->b);
         return 0;
     case SC_ID:
         if (v->kind != V_STRING && v->kind != V_INT)
-            return lfail(l, v->line, v->col,
-                         "ID cannot represent a non-string and non-integer value: %s", pv);
+            return lfail_printed(l, v,
+                                 "ID cannot represent a non-string and non-integer value: %s");
         if (!l->check) *out = json_stringn(v->s, v->kind == V_STRING ? v->len : strlen(v->s));
         return 0;
     case SC_CUSTOM:
@@ -804,12 +865,11 @@ typedef struct jc {
 static int jfail(jc_t *c, json_t *bad, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int jfail(jc_t *c, json_t *bad, const char *fmt, ...)
 {
-    char inner[1024], iv[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(inner, sizeof inner, fmt, ap);
+    char *inner = vformat(fmt, ap);
     va_end(ap);
-    hr_gql_inspect(bad, iv, sizeof iv);
+    char *iv = hr_gql_inspect_str(bad);
     if (c->path.len)
         hr_gql_error_add(c->errors, c->line, c->col, GQL_BAD_INPUT,
                          "Variable \"$%s\" got invalid value %s at \"%s%s\"; %s", c->var, iv,
@@ -817,7 +877,18 @@ static int jfail(jc_t *c, json_t *bad, const char *fmt, ...)
     else
         hr_gql_error_add(c->errors, c->line, c->col, GQL_BAD_INPUT,
                          "Variable \"$%s\" got invalid value %s; %s", c->var, iv, inner);
+    free(iv);
+    free(inner);
     c->nerr++;
+    return -1;
+}
+
+/* jfail with the inspected value at the end of the reason ("Int cannot represent …: 1.5"). */
+static int jfail_value(jc_t *c, json_t *bad, const char *reason)
+{
+    char *iv = hr_gql_inspect_str(bad);
+    jfail(c, bad, "%s%s", reason, iv);
+    free(iv);
     return -1;
 }
 
@@ -842,7 +913,7 @@ static void path_pop(jc_t *c, size_t mark)
  * take a value nested as deep as JSON allows: past GQL_MAX_NESTING levels it is refused. */
 static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
 {
-    char tb[256], iv[256];
+    char tb[256];
     *out = NULL;
     if (c->depth > GQL_MAX_NESTING)
         return jfail(c, in, "Value nests deeper than %d levels.", GQL_MAX_NESTING);
@@ -889,7 +960,6 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
         return 0;
     }
     const gql_stype_t *ty = t->type;
-    hr_gql_inspect(in, iv, sizeof iv);
     if (ty->kind == K_INPUT) {
         if (!json_is_object(in))
             return jfail(c, in, "Expected type \"%s\" to be an object.", ty->name);
@@ -955,9 +1025,11 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
     if (ty->kind == K_ENUM) {
         if (!json_is_string(in)) {
             char sug[300];
+            char *iv = hr_gql_inspect_str(in);
             suggest_enum(ty, iv, sug, sizeof sug); /* graphql-js suggests from inspect() */
-            return jfail(c, in, "Enum \"%s\" cannot represent non-string value: %s.%s", ty->name,
-                         iv, sug);
+            jfail(c, in, "Enum \"%s\" cannot represent non-string value: %s.%s", ty->name, iv, sug);
+            free(iv);
+            return -1;
         }
         if (!hr_gql_enum_find(ty, json_string_value(in))) {
             char sug[300];
@@ -973,31 +1045,31 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
         if (json_is_integer(in)) {
             json_int_t x = json_integer_value(in);
             if (x > INT32_MAX || x < INT32_MIN)
-                return jfail(c, in, "Int cannot represent non 32-bit signed integer value: %s", iv);
+                return jfail_value(c, in, "Int cannot represent non 32-bit signed integer value: ");
             *out = json_incref(in);
             return 0;
         }
         if (json_is_real(in) && json_real_value(in) == floor(json_real_value(in))) {
             double d = json_real_value(in);
             if (d > INT32_MAX || d < INT32_MIN)
-                return jfail(c, in, "Int cannot represent non 32-bit signed integer value: %s", iv);
+                return jfail_value(c, in, "Int cannot represent non 32-bit signed integer value: ");
             *out = json_integer((json_int_t)d);
             return 0;
         }
-        return jfail(c, in, "Int cannot represent non-integer value: %s", iv);
+        return jfail_value(c, in, "Int cannot represent non-integer value: ");
     case SC_FLOAT:
         if (!json_is_number(in))
-            return jfail(c, in, "Float cannot represent non numeric value: %s", iv);
+            return jfail_value(c, in, "Float cannot represent non numeric value: ");
         *out = json_incref(in);
         return 0;
     case SC_STRING:
         if (!json_is_string(in))
-            return jfail(c, in, "String cannot represent a non string value: %s", iv);
+            return jfail_value(c, in, "String cannot represent a non string value: ");
         *out = json_incref(in);
         return 0;
     case SC_BOOLEAN:
         if (!json_is_boolean(in))
-            return jfail(c, in, "Boolean cannot represent a non boolean value: %s", iv);
+            return jfail_value(c, in, "Boolean cannot represent a non boolean value: ");
         *out = json_incref(in);
         return 0;
     case SC_ID:
@@ -1015,7 +1087,7 @@ static int coerce_json(jc_t *c, const gql_tref_t *t, json_t *in, json_t **out)
             *out = json_string(num);
             return 0;
         }
-        return jfail(c, in, "ID cannot represent value: %s", iv);
+        return jfail_value(c, in, "ID cannot represent value: ");
     case SC_CUSTOM:
         *out = json_incref(in);
         return 0;
@@ -1035,9 +1107,10 @@ int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char
 
 /* ---- results ---- */
 
-int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char *msg, size_t msgsz)
+int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char **msg)
 {
-    char iv[256], num[64];
+    char num[64];
+    char *iv;
     *out = NULL;
     switch (t->scalar) {
     case SC_CUSTOM:
@@ -1070,12 +1143,14 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
         *out = json_integer((json_int_t)d);
         return 0;
     int_bad:
-        hr_gql_inspect(v, iv, sizeof iv);
-        snprintf(msg, msgsz, "Int cannot represent non-integer value: %s", iv);
+        iv = hr_gql_inspect_str(v);
+        *msg = format("Int cannot represent non-integer value: %s", iv);
+        free(iv);
         return -1;
     int_range:
-        hr_gql_inspect(v, iv, sizeof iv);
-        snprintf(msg, msgsz, "Int cannot represent non 32-bit signed integer value: %s", iv);
+        iv = hr_gql_inspect_str(v);
+        *msg = format("Int cannot represent non 32-bit signed integer value: %s", iv);
+        free(iv);
         return -1;
     }
     case SC_FLOAT:
@@ -1095,8 +1170,9 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
                 return 0;
             }
         }
-        hr_gql_inspect(v, iv, sizeof iv);
-        snprintf(msg, msgsz, "Float cannot represent non numeric value: %s", iv);
+        iv = hr_gql_inspect_str(v);
+        *msg = format("Float cannot represent non numeric value: %s", iv);
+        free(iv);
         return -1;
     case SC_STRING:
         if (json_is_string(v)) {
@@ -1116,8 +1192,9 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             *out = json_string(num);
             return 0;
         }
-        hr_gql_inspect(v, iv, sizeof iv);
-        snprintf(msg, msgsz, "String cannot represent value: %s", iv);
+        iv = hr_gql_inspect_str(v);
+        *msg = format("String cannot represent value: %s", iv);
+        free(iv);
         return -1;
     case SC_BOOLEAN:
         if (json_is_boolean(v)) {
@@ -1128,8 +1205,9 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             *out = json_boolean(json_number_value(v) != 0);
             return 0;
         }
-        hr_gql_inspect(v, iv, sizeof iv);
-        snprintf(msg, msgsz, "Boolean cannot represent a non boolean value: %s", iv);
+        iv = hr_gql_inspect_str(v);
+        *msg = format("Boolean cannot represent a non boolean value: %s", iv);
+        free(iv);
         return -1;
     case SC_ID:
         if (json_is_string(v)) {
@@ -1145,8 +1223,9 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             *out = json_string(num);
             return 0;
         }
-        hr_gql_inspect(v, iv, sizeof iv);
-        snprintf(msg, msgsz, "ID cannot represent value: %s", iv);
+        iv = hr_gql_inspect_str(v);
+        *msg = format("ID cannot represent value: %s", iv);
+        free(iv);
         return -1;
     }
     return -1;

@@ -77,11 +77,12 @@ int hr_gql_included(const gql_directive_t *dirs, json_t *vars)
 }
 
 json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg_t *args,
-                           json_t *vars, char *msg, size_t msgsz, const gql_value_t **at)
+                           json_t *vars, char **msg, const gql_value_t **at)
 {
     json_t *out = json_object();
     char tb[256];
     *at = NULL;
+    *msg = NULL;
     for (size_t i = 0; i < ndefs; i++) {
         const gql_sinput_t *d = &defs[i];
         const gql_arg_t *a = args;
@@ -91,10 +92,10 @@ json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg
         if (a) *at = a->value;
         if (a && a->value->kind == V_VAR && !json_object_get(vars, a->value->s)) {
             if (!d->def && nonnull) {
-                snprintf(msg, msgsz,
-                         "Argument \"%s\" of required type \"%s\" was provided the variable "
-                         "\"$%s\" which was not provided a runtime value.",
-                         d->name, hr_gql_tref_str(d->type, tb, sizeof tb), a->value->s);
+                *msg = hr_xasprintf(
+                    "Argument \"%s\" of required type \"%s\" was provided the variable "
+                    "\"$%s\" which was not provided a runtime value.",
+                    d->name, hr_gql_tref_str(d->type, tb, sizeof tb), a->value->s);
                 goto fail;
             }
             a = NULL; /* as if not given */
@@ -104,24 +105,24 @@ json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg
             if (d->def) {
                 json_object_set(out, d->name, d->def);
             } else if (nonnull) {
-                snprintf(msg, msgsz, "Argument \"%s\" of required type \"%s\" was not provided.",
-                         d->name, hr_gql_tref_str(d->type, tb, sizeof tb));
+                *msg = hr_xasprintf("Argument \"%s\" of required type \"%s\" was not provided.",
+                                    d->name, hr_gql_tref_str(d->type, tb, sizeof tb));
                 goto fail;
             }
             continue;
         }
         if (a->value->kind == V_VAR && nonnull &&
             json_is_null(json_object_get(vars, a->value->s))) {
-            snprintf(msg, msgsz, "Argument \"%s\" of non-null type \"%s\" must not be null.",
-                     d->name, hr_gql_tref_str(d->type, tb, sizeof tb));
+            *msg = hr_xasprintf("Argument \"%s\" of non-null type \"%s\" must not be null.",
+                                d->name, hr_gql_tref_str(d->type, tb, sizeof tb));
             goto fail;
         }
         json_t *v = NULL;
         char inner[512];
         if (hr_gql_coerce_literal(d->type, a->value, vars, &v, inner, sizeof inner)) {
-            char pv[256];
-            hr_gql_print_value(a->value, pv, sizeof pv);
-            snprintf(msg, msgsz, "Argument \"%s\" has invalid value %s.", d->name, pv);
+            char *pv = hr_gql_print_value_str(a->value);
+            *msg = hr_xasprintf("Argument \"%s\" has invalid value %s.", d->name, pv);
+            free(pv);
             goto fail;
         }
         json_object_set_new(out, d->name, v ? v : json_null());
@@ -252,18 +253,21 @@ static int complete(exec_t *ex, const gql_tref_t *t, const gql_stype_t *parent, 
     }
     const gql_stype_t *ty = t->type;
     if (ty->kind == K_SCALAR) {
-        if (hr_gql_serialize_scalar(ty, value, out, msg, sizeof msg)) {
-            field_error(ex, sel, GQL_INTERNAL, msg);
+        char *why = NULL;
+        if (hr_gql_serialize_scalar(ty, value, out, &why)) {
+            field_error(ex, sel, GQL_INTERNAL, why);
+            free(why);
             return -1;
         }
         return 0;
     }
     if (ty->kind == K_ENUM) {
         if (!json_is_string(value) || !hr_gql_enum_find(ty, json_string_value(value))) {
-            char iv[256];
-            hr_gql_inspect(value, iv, sizeof iv);
-            snprintf(msg, sizeof msg, "Enum \"%s\" cannot represent value: %s", ty->name, iv);
-            field_error(ex, sel, GQL_INTERNAL, msg);
+            char *iv = hr_gql_inspect_str(value);
+            char *why = hr_xasprintf("Enum \"%s\" cannot represent value: %s", ty->name, iv);
+            field_error(ex, sel, GQL_INTERNAL, why);
+            free(why);
+            free(iv);
             return -1;
         }
         *out = json_incref(value);
@@ -284,7 +288,6 @@ static int execute_field(exec_t *ex, const gql_stype_t *parent_type, const group
 {
     const gql_sel_t *sel = g->fields[0];
     const gql_sfield_t *f = sel->def;
-    char msg[1024];
     json_t *value = NULL;
     int nullable = f->type->kind != TY_NONNULL;
     *out = NULL;
@@ -293,10 +296,11 @@ static int execute_field(exec_t *ex, const gql_stype_t *parent_type, const group
         return 0;
     }
     const gql_value_t *at;
-    json_t *args =
-        hr_gql_coerce_args(f->args, f->nargs, sel->args, ex->op->vars, msg, sizeof msg, &at);
+    char *why;
+    json_t *args = hr_gql_coerce_args(f->args, f->nargs, sel->args, ex->op->vars, &why, &at);
     if (!args) {
-        error_at(ex, at ? at->line : sel->line, at ? at->col : sel->col, GQL_BAD_INPUT, msg);
+        error_at(ex, at ? at->line : sel->line, at ? at->col : sel->col, GQL_BAD_INPUT, why);
+        free(why);
         goto failed;
     }
     if (is_root && ex->root_given) {

@@ -26,10 +26,13 @@
 
 void hr_gql_error_add(json_t *errors, int line, int col, const char *code, const char *fmt, ...)
 {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *msg = hr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
     va_end(ap);
     json_t *e = json_object();
     json_t *m = json_string(msg);
@@ -40,6 +43,7 @@ void hr_gql_error_add(json_t *errors, int line, int col, const char *code, const
         free(clean);
     }
     json_object_set_new(e, "message", m);
+    free(msg);
     if (line > 0)
         json_object_set_new(e, "locations", json_pack("[{s:i,s:i}]", "line", line, "column", col));
     if (code) json_object_set_new(e, "extensions", json_pack("{s:s}", "code", code));
@@ -216,17 +220,19 @@ int hr_gql_prepare(const hr_gql_schema_t *schema, const hr_gql_limits_t *limits,
         long budget = 100000;
         const gql_sel_t *f = first_field(op->op->sels, op->vars, 0, &budget);
         if (f) {
-            char msg[1024];
+            char *why;
             const gql_value_t *at;
             op->root_field = f->def->name;
             op->root_alias = f->alias ? f->alias : f->name;
-            op->root_args = hr_gql_coerce_args(f->def->args, f->def->nargs, f->args, op->vars, msg,
-                                               sizeof msg, &at);
+            op->root_args =
+                hr_gql_coerce_args(f->def->args, f->def->nargs, f->args, op->vars, &why, &at);
             if (!op->root_args && op->op->kind == HR_GQL_SUBSCRIPTION) {
                 hr_gql_error_add(errs, at ? at->line : f->line, at ? at->col : f->col,
-                                 GQL_BAD_INPUT, "%s", msg);
+                                 GQL_BAD_INPUT, "%s", why);
+                free(why);
                 goto fail;
             }
+            free(why);
         } else if (op->op->kind == HR_GQL_SUBSCRIPTION) {
             /* Nothing to subscribe to: @skip/@include left no root field. */
             hr_gql_error_add(errs, op->op->line, op->op->col, GQL_BAD_INPUT,

@@ -136,6 +136,7 @@ typedef struct gql_type {
     const char *name; /* TY_NAMED */
     struct gql_type *of;
     int line, col;
+    struct gql_type *next; /* in a list of implemented interfaces or union members */
 } gql_type_t;
 
 typedef struct gql_arg {
@@ -259,6 +260,8 @@ typedef enum gql_tdef_kind {
     TD_SCALAR,
     TD_SCHEMA,
     TD_DIRECTIVE,
+    TD_INTERFACE, /* requests only: herald's schemas have none */
+    TD_UNION,     /* requests only */
 } gql_tdef_kind_t;
 
 typedef struct gql_tdef {
@@ -267,6 +270,8 @@ typedef struct gql_tdef {
     const char *desc;
     gql_fdef_t *fields; /* fields, input fields, enum values, roots, a directive's arguments */
     gql_directive_t *dirs;
+    gql_type_t *named;             /* implemented interfaces, union members (requests only) */
+    int extension;                 /* an "extend" (requests only) */
     unsigned locations;            /* TD_DIRECTIVE: 1 << DL_* */
     unsigned char order[DL_COUNT]; /* TD_DIRECTIVE: the locations as written */
     int nlocations;
@@ -422,15 +427,18 @@ int hr_gql_coerce_json(const gql_tref_t *t, json_t *in, json_t **out, const char
 typedef void (*hr_gql_lit_report_fn)(void *ud, int line, int col, const char *msg);
 int hr_gql_literal_check(const gql_tref_t *t, const gql_value_t *v, hr_gql_lit_report_fn report,
                          void *ud);
-/* Prints a literal as graphql-js does (print()). */
+/* Prints a literal as graphql-js does (print()): into buf (cut short), or malloc'd whole. */
 void hr_gql_print_value(const gql_value_t *v, char *buf, size_t n);
+char *hr_gql_print_value_str(const gql_value_t *v);
 /* Prints a coerced JSON value as a GraphQL literal of type t (graphql-js astFromValue + print);
  * returns a malloc'd string. */
 char *hr_gql_print_json_literal(const gql_tref_t *t, json_t *v);
-/* graphql-js's inspect() of a JSON value, into buf. */
+/* graphql-js's inspect() of a JSON value: into buf (cut short with "..."), or malloc'd whole. */
 void hr_gql_inspect(json_t *v, char *buf, size_t n);
-/* Coerces one scalar result (serialize); -1 with a message when it cannot. */
-int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char *msg, size_t msgsz);
+char *hr_gql_inspect_str(json_t *v);
+/* Coerces one scalar result (serialize); -1 with a message (malloc'd, the caller frees) when it
+ * cannot. */
+int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char **msg);
 
 /* ---- validation, execution, introspection ---- */
 
@@ -457,10 +465,10 @@ struct hr_gql_op {
  * otherwise root_value (may be NULL) is the parent value of the root fields. */
 json_t *hr_gql_exec(const hr_gql_op_t *op, void *ctx, json_t *root_value, int root_given);
 /* graphql-js's CoerceArgumentValues: the arguments of a field or directive as a new JSON
- * object (defaults filled in), or NULL with a message and, in *at, the argument's value the
- * error is about (NULL: a missing argument, the field's place). */
+ * object (defaults filled in), or NULL with a message (malloc'd, the caller frees) and, in *at,
+ * the argument's value the error is about (NULL: a missing argument, the field's place). */
 json_t *hr_gql_coerce_args(const gql_sinput_t *defs, size_t ndefs, const gql_arg_t *args,
-                           json_t *vars, char *msg, size_t msgsz, const gql_value_t **at);
+                           json_t *vars, char **msg, const gql_value_t **at);
 /* @skip and @include, with the coerced variables. */
 int hr_gql_included(const gql_directive_t *dirs, json_t *vars);
 

@@ -531,11 +531,12 @@ static gql_fdef_t *root_def(parser_t *p)
     gql_fdef_t *f = hr_gql_alloc(p->a, sizeof *f);
     f->line = p->tok.line;
     f->col = p->tok.col;
-    if (p->tok.kind != TK_NAME) expect(p, TK_NAME);
-    if (!peek_keyword(p, "query") && !peek_keyword(p, "mutation") &&
-        !peek_keyword(p, "subscription"))
-        unexpected(p);
+    /* Consumed before it is checked, as graphql-js does (an error lexing the next token comes
+     * first). */
     f->name = name(p, NULL, NULL);
+    if (strcmp(f->name, "query") != 0 && strcmp(f->name, "mutation") != 0 &&
+        strcmp(f->name, "subscription") != 0)
+        die(p, f->line, f->col, 0, "Syntax Error: Unexpected Name \"%s\".", f->name);
     expect(p, TK_COLON);
     f->type = hr_gql_alloc(p->a, sizeof *f->type);
     f->type->kind = TY_NAMED;
@@ -543,46 +544,106 @@ static gql_fdef_t *root_def(parser_t *p)
     return f;
 }
 
-static gql_tdef_t *type_system_def(parser_t *p, const char *desc)
+static gql_type_t *named_type(parser_t *p)
+{
+    gql_type_t *t = hr_gql_alloc(p->a, sizeof *t);
+    t->kind = TY_NAMED;
+    t->name = name(p, &t->line, &t->col);
+    return t;
+}
+
+/* delim? NamedType (delim NamedType)*: implemented interfaces (&), union members (|). */
+static gql_type_t *named_types(parser_t *p, gql_tok_kind_t delim)
+{
+    gql_type_t *first = NULL, **tail = &first;
+    skip(p, delim);
+    do {
+        *tail = named_type(p);
+        tail = &(*tail)->next;
+    } while (skip(p, delim));
+    return first;
+}
+
+/* Herald's schemas have no interfaces, unions or extensions; requests may hold them (validation
+ * refuses them there, as graphql-js does). */
+static void schemas_lack(parser_t *p, const char *what)
+{
+    if (p->sdl) die(p, p->tok.line, p->tok.col, 0, "Syntax Error: %s are not supported.", what);
+}
+
+static void implements(parser_t *p, gql_tdef_t *t)
+{
+    if (!peek_keyword(p, "implements")) return;
+    schemas_lack(p, "interfaces");
+    advance(p);
+    t->named = named_types(p, TK_AMP);
+}
+
+/* A type system definition, or with ext an extension (after "extend"), which must add
+ * something. */
+static gql_tdef_t *type_system_def(parser_t *p, const char *desc, int ext)
 {
     gql_tdef_t *t = hr_gql_alloc(p->a, sizeof *t);
-    t->desc = desc ? desc : description(p);
+    t->desc = desc || ext ? desc : description(p);
     t->line = p->tok.line;
     t->col = p->tok.col;
+    t->extension = ext;
     if (p->tok.kind != TK_NAME) unexpected(p);
     const char *kw = p->tok.value;
+    if (!ext && strcmp(kw, "extend") == 0) {
+        schemas_lack(p, "extensions");
+        advance(p);
+        gql_tdef_t *e = type_system_def(p, NULL, 1);
+        e->line = t->line;
+        e->col = t->col;
+        return e;
+    }
+    int added = 1; /* an extension added something */
     if (strcmp(kw, "schema") == 0) {
         advance(p);
         t->kind = TD_SCHEMA;
         t->dirs = directives(p, 1);
-        if (!peek_kind(p, TK_LBRACE)) expect(p, TK_LBRACE);
+        if (!ext && !peek_kind(p, TK_LBRACE)) expect(p, TK_LBRACE);
         t->fields = braced(p, root_def);
-    } else if (strcmp(kw, "type") == 0) {
+        added = t->dirs || t->fields;
+    } else if (strcmp(kw, "type") == 0 || strcmp(kw, "interface") == 0) {
+        if (kw[0] == 'i') schemas_lack(p, "interfaces");
         advance(p);
-        t->kind = TD_OBJECT;
+        t->kind = kw[0] == 'i' ? TD_INTERFACE : TD_OBJECT;
         t->name = name(p, NULL, NULL);
-        if (peek_keyword(p, "implements"))
-            die(p, p->tok.line, p->tok.col, 0, "Syntax Error: interfaces are not supported.");
+        implements(p, t);
         t->dirs = directives(p, 1);
         t->fields = braced(p, field_def);
+        added = t->named || t->dirs || t->fields;
+    } else if (strcmp(kw, "union") == 0) {
+        schemas_lack(p, "unions");
+        advance(p);
+        t->kind = TD_UNION;
+        t->name = name(p, NULL, NULL);
+        t->dirs = directives(p, 1);
+        if (skip(p, TK_EQUALS)) t->named = named_types(p, TK_PIPE);
+        added = t->named || t->dirs;
     } else if (strcmp(kw, "input") == 0) {
         advance(p);
         t->kind = TD_INPUT;
         t->name = name(p, NULL, NULL);
         t->dirs = directives(p, 1);
         t->fields = braced(p, input_value_def);
+        added = t->dirs || t->fields;
     } else if (strcmp(kw, "enum") == 0) {
         advance(p);
         t->kind = TD_ENUM;
         t->name = name(p, NULL, NULL);
         t->dirs = directives(p, 1);
         t->fields = braced(p, enum_value_def);
+        added = t->dirs || t->fields;
     } else if (strcmp(kw, "scalar") == 0) {
         advance(p);
         t->kind = TD_SCALAR;
         t->name = name(p, NULL, NULL);
         t->dirs = directives(p, 1);
-    } else if (strcmp(kw, "directive") == 0) {
+        added = t->dirs != NULL;
+    } else if (!ext && strcmp(kw, "directive") == 0) {
         advance(p);
         t->kind = TD_DIRECTIVE;
         expect(p, TK_AT);
@@ -607,12 +668,14 @@ static gql_tdef_t *type_system_def(parser_t *p, const char *desc)
     } else {
         unexpected(p);
     }
+    if (ext && !added) unexpected(p);
     return t;
 }
 
 static int peek_type_system(parser_t *p)
 {
-    static const char *const kws[] = {"schema", "scalar", "type", "enum", "input", "directive"};
+    static const char *const kws[] = {"schema", "scalar", "type",      "interface", "union",
+                                      "enum",   "input",  "directive", "extend"};
     for (size_t i = 0; i < sizeof kws / sizeof *kws; i++)
         if (peek_keyword(p, kws[i])) return 1;
     return 0;
@@ -624,7 +687,7 @@ static void definition(parser_t *p, gql_doc_t *doc, gql_operation_t ***otail,
                        gql_fragment_t ***ftail, gql_tdef_t ***ttail)
 {
     if (p->sdl) {
-        **ttail = type_system_def(p, NULL);
+        **ttail = type_system_def(p, NULL, 0);
         *ttail = &(**ttail)->next;
         return;
     }
@@ -640,7 +703,11 @@ static void definition(parser_t *p, gql_doc_t *doc, gql_operation_t ***otail,
     }
     /* A definition with a description starts at its description, as in graphql-js. */
     if (peek_type_system(p)) {
-        **ttail = type_system_def(p, desc);
+        if (desc && peek_keyword(p, "extend"))
+            die(p, dline, dcol, 0,
+                "Syntax Error: Unexpected description, only GraphQL definitions support "
+                "descriptions.");
+        **ttail = type_system_def(p, desc, 0);
         if (desc) (**ttail)->line = dline, (**ttail)->col = dcol;
         *ttail = &(**ttail)->next;
     } else if (peek_kind(p, TK_LBRACE) || peek_keyword(p, "query") || peek_keyword(p, "mutation") ||

@@ -61,12 +61,16 @@ static void verr(vctx_t *v, int line, int col, const char *fmt, ...)
         v->stopped = 1;
         return;
     }
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *msg = hr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
     va_end(ap);
     hr_gql_error_add(v->errors, line, col, GQL_VALIDATION, "%s", msg);
+    free(msg);
     v->nerr++;
 }
 
@@ -776,9 +780,9 @@ static void groups_free(groups_t *g)
 static void print_sorted(hr_buf_t *b, const gql_value_t *val)
 {
     if (val->kind != V_OBJECT && val->kind != V_LIST) {
-        char tmp[1024];
-        hr_gql_print_value(val, tmp, sizeof tmp);
-        hr_buf_puts(b, tmp);
+        char *p = hr_gql_print_value_str(val);
+        hr_buf_puts(b, p);
+        free(p);
         return;
     }
     if (val->kind == V_LIST) {
@@ -1011,7 +1015,8 @@ static void sdl_type_name(vctx_t *v, const gql_type_t *t)
         if (strcmp(t->name, standard[i]) == 0) return;
     size_t n = 5;
     for (const gql_tdef_t *d = v->doc->tdefs; d; d = d->next) {
-        if (d->name && d->kind != TD_DIRECTIVE && strcmp(d->name, t->name) == 0) return;
+        if (d->name && d->kind != TD_DIRECTIVE && !d->extension && strcmp(d->name, t->name) == 0)
+            return;
         n++;
     }
     const char **opts = malloc((n + v->s->ntypes) * sizeof *opts);
@@ -1021,7 +1026,7 @@ static void sdl_type_name(vctx_t *v, const gql_type_t *t)
     for (size_t i = 0; i < v->s->ntypes; i++)
         if (hr_gql_type_visible(v->s, v->s->types[i]->name)) opts[k++] = v->s->types[i]->name;
     for (const gql_tdef_t *d = v->doc->tdefs; d; d = d->next)
-        if (d->name && d->kind != TD_DIRECTIVE) opts[k++] = d->name;
+        if (d->name && d->kind != TD_DIRECTIVE && !d->extension) opts[k++] = d->name;
     char sug[300] = "";
     if (!full(v)) hr_gql_suggest(NULL, t->name, opts, k, sug, sizeof sug);
     free(opts);
@@ -1032,13 +1037,19 @@ static void sdl_type_name(vctx_t *v, const gql_type_t *t)
 static void sdl_type_names(vctx_t *v, const gql_tdef_t *t)
 {
     static const int type_loc[] = {
-        [TD_OBJECT] = DL_OBJECT, [TD_INPUT] = DL_INPUT_OBJECT, [TD_ENUM] = DL_ENUM,
-        [TD_SCALAR] = DL_SCALAR, [TD_SCHEMA] = DL_SCHEMA,      [TD_DIRECTIVE] = DL_SCHEMA};
+        [TD_OBJECT] = DL_OBJECT, [TD_INPUT] = DL_INPUT_OBJECT,  [TD_ENUM] = DL_ENUM,
+        [TD_SCALAR] = DL_SCALAR, [TD_SCHEMA] = DL_SCHEMA,       [TD_DIRECTIVE] = DL_SCHEMA,
+        [TD_UNION] = DL_UNION,   [TD_INTERFACE] = DL_INTERFACE,
+    };
     static const int field_loc[] = {
         [TD_OBJECT] = DL_FIELD_DEFINITION, [TD_INPUT] = DL_INPUT_FIELD_DEFINITION,
         [TD_ENUM] = DL_ENUM_VALUE,         [TD_SCALAR] = DL_FIELD_DEFINITION,
-        [TD_SCHEMA] = DL_SCHEMA,           [TD_DIRECTIVE] = DL_ARGUMENT_DEFINITION};
-    check_dirs(v, t->dirs, type_loc[t->kind]);
+        [TD_SCHEMA] = DL_SCHEMA,           [TD_DIRECTIVE] = DL_ARGUMENT_DEFINITION,
+        [TD_UNION] = DL_FIELD_DEFINITION,  [TD_INTERFACE] = DL_FIELD_DEFINITION,
+    };
+    if (t->kind != TD_DIRECTIVE) check_dirs(v, t->dirs, type_loc[t->kind]);
+    for (const gql_type_t *n = t->named; n; n = n->next)
+        sdl_type_name(v, n);
     for (const gql_fdef_t *f = t->fields; f; f = f->next) {
         if (f->type) sdl_type_name(v, f->type);
         check_dirs(v, f->dirs, field_loc[t->kind]);
