@@ -160,6 +160,25 @@ static const gql_sel_t *first_field(const gql_sel_t *sels, json_t *vars, int dep
     return NULL;
 }
 
+/* A root field that @skip/@include keep whose response key differs from key (NULL: none). */
+static const gql_sel_t *other_root_field(const gql_sel_t *sels, json_t *vars, const char *key,
+                                         int depth, long *budget)
+{
+    for (const gql_sel_t *sel = sels; sel; sel = sel->next) {
+        if (--*budget < 0) return NULL;
+        if (!hr_gql_included(sel->dirs, vars)) continue;
+        if (sel->kind == SEL_FIELD) {
+            if (strcmp(sel->alias ? sel->alias : sel->name, key) != 0) return sel;
+            continue;
+        }
+        if (depth > GQL_MAX_NESTING) continue;
+        const gql_sel_t *sub = sel->kind == SEL_INLINE ? sel->sels : sel->frag->sels;
+        const gql_sel_t *f = other_root_field(sub, vars, key, depth + 1, budget);
+        if (f) return f;
+    }
+    return NULL;
+}
+
 int hr_gql_prepare(const hr_gql_schema_t *schema, const hr_gql_limits_t *limits, const char *text,
                    size_t len, json_t *variables, const char *operation_name, hr_gql_op_t **out,
                    json_t **errors)
@@ -219,6 +238,22 @@ int hr_gql_prepare(const hr_gql_schema_t *schema, const hr_gql_limits_t *limits,
     {
         long budget = 100000;
         const gql_sel_t *f = first_field(op->op->sels, op->vars, 0, &budget);
+        /* Validation judged the subscription with its variables unknown; with their values,
+         * @skip/@include may leave more than one root field. */
+        const gql_sel_t *other = f && op->op->kind == HR_GQL_SUBSCRIPTION
+                                     ? other_root_field(op->op->sels, op->vars,
+                                                        f->alias ? f->alias : f->name, 0, &budget)
+                                     : NULL;
+        if (other) {
+            if (op->op->name)
+                hr_gql_error_add(errs, other->line, other->col, GQL_VALIDATION,
+                                 "Subscription \"%s\" must select only one top level field.",
+                                 op->op->name);
+            else
+                hr_gql_error_add(errs, other->line, other->col, GQL_VALIDATION,
+                                 "Anonymous Subscription must select only one top level field.");
+            goto fail;
+        }
         if (f) {
             char *why;
             const gql_value_t *at;
