@@ -37,8 +37,9 @@ test: unit e2e
 run: build
 	@HERALD_BIN=$(CURDIR)/$(BUILD)/herald bash scripts/run-quickstart.sh
 
-bench: build
+bench: build e2e-deps
 	@bash bench/e2e.sh
+	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(BUILD)/herald node bench/graphql_fanout.js
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c')
