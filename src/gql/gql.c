@@ -144,6 +144,31 @@ static int coerce_variables(hr_gql_op_t *op, json_t *given, json_t *errors)
     return nerr;
 }
 
+/* A @skip or @include whose "if" is a variable given as null (graphql-js refuses it when
+ * executing: "Boolean!" must not be null); each fragment is looked at once. */
+static const gql_arg_t *null_condition(const gql_sel_t *sels, json_t *vars, unsigned stamp,
+                                       int depth)
+{
+    for (const gql_sel_t *sel = sels; sel && depth <= GQL_MAX_NESTING; sel = sel->next) {
+        for (const gql_directive_t *d = sel->dirs; d; d = d->next) {
+            if (strcmp(d->name, "skip") != 0 && strcmp(d->name, "include") != 0) continue;
+            for (const gql_arg_t *a = d->args; a; a = a->next)
+                if (strcmp(a->name, "if") == 0 && a->value->kind == V_VAR &&
+                    json_is_null(json_object_get(vars, a->value->s)))
+                    return a;
+        }
+        const gql_sel_t *sub = sel->sels;
+        if (sel->kind == SEL_SPREAD) {
+            if (!sel->frag || sel->frag->visit == stamp) continue;
+            sel->frag->visit = stamp;
+            sub = sel->frag->sels;
+        }
+        const gql_arg_t *a = null_condition(sub, vars, stamp, depth + 1);
+        if (a) return a;
+    }
+    return NULL;
+}
+
 /* The first root field that @skip/@include keep; *budget bounds the search (fragments spread
  * many times over, every field skipped). */
 static const gql_sel_t *first_field(const gql_sel_t *sels, json_t *vars, int depth, long *budget)
@@ -235,6 +260,14 @@ int hr_gql_prepare(const hr_gql_schema_t *schema, const hr_gql_limits_t *limits,
         }
     }
     if (coerce_variables(op, variables, errs)) goto fail;
+    {
+        const gql_arg_t *a = null_condition(op->op->sels, op->vars, ~0u, 0);
+        if (a) {
+            hr_gql_error_add(errs, a->value->line, a->value->col, GQL_BAD_INPUT,
+                             "Argument \"if\" of non-null type \"Boolean!\" must not be null.");
+            goto fail;
+        }
+    }
     {
         long budget = 100000;
         const gql_sel_t *f = first_field(op->op->sels, op->vars, 0, &budget);

@@ -43,8 +43,9 @@
  *   - The SDL subset has no interfaces, unions or extensions. Directives declared in the SDL are
  *     known to validation but do nothing at execution.
  *   - A Float literal beyond a double is refused (graphql-js takes it as Infinity). An
- *     operation whose root type the schema lacks is a validation error (graphql-js 16 reports
- *     it when executing).
+ *     operation whose root type the schema lacks is a validation error, and a variable given as
+ *     null to @skip/@include's "if" a BAD_USER_INPUT error of hr_gql_prepare (graphql-js 16
+ *     reports both when executing, with "data": null).
  *   - hr_gql_execute on a subscription runs it once like a query (its root resolver is called). */
 #ifndef HR_GQL_H
 #define HR_GQL_H
