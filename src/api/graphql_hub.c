@@ -302,6 +302,8 @@ static void on_tail(void *ud, int rc, json_t *events, const char *msg)
         return; /* T did not move: the next tick reads the same range again */
     }
     size_t n = json_array_size(events);
+    hr_log(HR_LOG_DEBUG, "msg=\"graphql: tail read\" after=%" PRId64 " upto=%" PRId64 " n=%zu",
+           h->tail, r->upto, n);
     int64_t upto = n == r->limit
                        ? json_integer_value(json_object_get(json_array_get(events, n - 1), "seq"))
                        : r->upto;
@@ -422,6 +424,7 @@ static void on_horizon(void *ud, int rc, int64_t horizon)
         h->tail = h->horizon = horizon;
     }
     if (horizon > h->horizon) {
+        hr_log(HR_LOG_DEBUG, "msg=\"graphql: horizon\" horizon=%" PRId64, horizon);
         h->horizon = horizon;
         h->active_us = hr_mono_us();
     }

@@ -5,23 +5,30 @@
  * commit, so a lower seq can appear after a higher one (DESIGN.md 3.2): a stream that said "I
  * have everything up to 11" could later see 10. The horizon H is the highest seq such that
  * every seq <= H is visible or will never exist; a stream reads only up to H, so it never skips
- * and never repeats. It is computed the way pgq closes its ticks, from probes, each one
- * statement that returns the sequence's last value L (non-transactional: it counts transactions
- * still running) and the xmin and xmax of a snapshot:
+ * and never repeats. It is computed from probes, one statement each, that return the
+ * sequence's last value L (non-transactional: it counts transactions still running) and the
+ * set of transaction ids running now (each transaction that has an xid holds an exclusive lock
+ * on it: pg_locks), and tell whether any xid of a given set still runs:
  *
- *   probe k:    (L_k, xmin_k, xmax_k)
- *   candidate:  L_k, with the bound B = xmax_{k+1} of the *next* probe
- *   stable:     when a later probe has xmin >= B, every transaction that held an xid when probe
- *               k+1 was taken has ended; H := L_k.
+ *   probe k:    L_k > H becomes the candidate
+ *   probe k+1:  the candidate's set V := the xids running now
+ *   probe m:    when no xid of V runs any more, H := L_k (and the next candidate starts)
  *
- * A transaction that took a seq <= L_k did so before probe k read L_k, so before probe k+1
- * began; it had an xid by then unless it stalled between nextval and the assignment of its xid
- * for the whole interval between two probes. That is the window left open: a log row's seq and
- * its xid come from two default expressions of the same INSERT (and capture runs after the
- * application's own write, which already assigned the xid), so only herald.emit or invoke as
- * the very first write of a transaction, descheduled between those two expressions for longer
- * than a probe interval (>= 5 ms), could be streamed late — never lost: a stream reading later
- * than that never sees it. The dispatcher's snapshot-range reader has no such window.
+ * A transaction that took a seq <= L_k did so before probe k read L_k, so before probe k+1; it
+ * is in V unless it has ended (then its rows are visible, or rolled back for good) or it had no
+ * xid yet at probe k+1. That is the window left open: a log row's seq and its xid come from two
+ * default expressions of one INSERT (and capture runs after the application's own write, which
+ * already assigned the xid), so only herald.emit or invoke as the very first write of a
+ * transaction, descheduled between those two expressions for longer than a probe interval
+ * (>= 5 ms), could be streamed late — then streams already past it skip it; delivery never
+ * does (the dispatcher's snapshot ranges have no such window). Prepared transactions keep their
+ * lock and count as running.
+ *
+ * Why not snapshots (pgq's xmin/xmax): a snapshot's xmax is the latest completed xid + 1, not
+ * the next xid to assign, and running xids at or above it are in neither xip nor xmin — a
+ * transaction can hold a seq and be invisible to every snapshot's bookkeeping (measured here:
+ * a 100-row emit transaction in flight, a probe saw xmin = xmax = its own xid). Read-only
+ * transactions have no xid and hold the horizon back for nobody.
  *
  * The probes run on the store's asynchronous connection (the dispatcher's): one query per tick
  * for every subscriber together, and the reads are primary-key range scans, small beside the
@@ -39,23 +46,17 @@
     "l.seq, l.id::text, to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"    \
     " l.source, l.op, l.old::text, l.new::text, l.session::text"
 
-/* Candidates waiting to become the horizon; more are merged into the last (a later L with a
- * later bound is still safe, only later). */
-#define MAX_CANDIDATES 8
-
-typedef struct candidate {
-    int64_t seq;    /* L_k */
-    uint64_t bound; /* xmax of the probe after k; 0 until that probe answered */
-} candidate_t;
-
 struct hr_pg_stream {
     int64_t horizon;
-    candidate_t q[MAX_CANDIDATES];
-    size_t n;
+    int64_t candidate; /* the next horizon once `running` has ended; 0: none */
+    char *running;     /* text[] literal of the xids running after the candidate was read;
+                          NULL until the probe after it answered */
 };
 
 void hr_pg_stream_free(hr_pg_stream_t *s)
 {
+    if (!s) return;
+    free(s->running);
     free(s);
 }
 
@@ -75,25 +76,18 @@ static void on_probe(void *ud, int rc, PGresult *res, const char *msg)
     hr_pg_stream_t *s = *slot;
     if (!rc && PQntuples(res) == 1) {
         int64_t last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        uint64_t xmin = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-        uint64_t xmax = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
-        /* This probe's xmax bounds the previous candidate. */
-        if (s->n && s->q[s->n - 1].bound == 0) s->q[s->n - 1].bound = xmax;
-        /* Candidates whose bound every running transaction has passed are stable. */
-        size_t k = 0;
-        while (k < s->n && s->q[k].bound && xmin >= s->q[k].bound) {
-            if (s->q[k].seq > s->horizon) s->horizon = s->q[k].seq;
-            k++;
+        const char *now_running = PQgetvalue(res, 0, 1);
+        int still = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+        if (s->candidate && s->running && !still) {
+            /* Every transaction that could hold a seq <= candidate has ended. */
+            if (s->candidate > s->horizon) s->horizon = s->candidate;
+            s->candidate = 0;
+            free(s->running);
+            s->running = NULL;
+        } else if (s->candidate && !s->running) {
+            s->running = hr_xstrdup(now_running);
         }
-        memmove(s->q, s->q + k, (s->n - k) * sizeof s->q[0]);
-        s->n -= k;
-        int64_t top = s->n ? s->q[s->n - 1].seq : s->horizon;
-        if (last > top) {
-            /* Full: the new candidate replaces the last one (larger and bounded later, so the
-             * last one's events wait for it: later, never unsafe). */
-            if (s->n == MAX_CANDIDATES) s->n--;
-            s->q[s->n++] = (candidate_t){.seq = last, .bound = 0};
-        }
+        if (!s->candidate && last > s->horizon) s->candidate = last; /* set on the next probe */
     }
     if (res) PQclear(res);
     p->cb(p->ud, rc, rc ? -1 : s->horizon);
@@ -104,16 +98,23 @@ int hr_pg_stream_horizon(hr_store_t *st, void (*cb)(void *ud, int rc, int64_t ho
 {
     hr_pgconn_t *c = hr_pg_async(st);
     if (!c) return HR_EINVAL;
+    hr_pg_stream_t *s = *hr_pg_stream_slot(st);
     probe_t *p = hr_xcalloc(1, sizeof *p);
     p->st = st;
     p->cb = cb;
     p->ud = ud;
+    const char *params[] = {s && s->candidate ? s->running : NULL};
     int rc = hr_pgconn_query_stmt(
         c, "hr_stream_probe",
         "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('herald.log', 'seq')"
-        "::regclass), 0), pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text"
-        " FROM pg_current_snapshot() s",
-        0, NULL, on_probe, p);
+        "::regclass), 0),"
+        " (SELECT coalesce(array_agg(transactionid::text), '{}') FROM pg_locks"
+        "  WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted"
+        "  AND pid IS DISTINCT FROM pg_backend_pid())::text,"
+        " $1::text[] IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks"
+        "  WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted"
+        "  AND transactionid::text = ANY ($1::text[]))",
+        1, params, on_probe, p);
     if (rc) free(p);
     return rc;
 }
