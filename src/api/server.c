@@ -103,6 +103,10 @@ typedef enum { REQ_READING, REQ_HANDLER, REQ_RESPONDING, REQ_ORPHANED } req_stat
 /* lws 4.1.6 keeps LWS_WRITE_CLOSE private (its public enum leaves the ABI slot 4 for it);
  * lws_write frames it as a close frame like any other control frame. */
 #define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* lws pings a WebSocket client this long after its last pong (or the handshake), and hangs up
+ * when no pong came WS_HANGUP_SECS after it: dead peers go, proxies see traffic. */
+#define WS_PING_SECS 30
+#define WS_HANGUP_SECS 90
 /* lws' receive buffer per WebSocket session. */
 #define WS_RX_BUFFER 4096
 /* Longest subprotocol name (lws' own token buffer holds 63 bytes). */
@@ -1311,6 +1315,14 @@ int hr_server_init(uv_loop_t *loop, const hr_server_opts_t *opts, hr_server_t **
     info.timeout_secs_ah_idle = secs;
     info.keepalive_timeout = (int)((ka_ms + 999) / 1000);
     info.pt_serv_buf_size = 16384;
+    /* Only WebSocket sessions use it (HTTP/1 connections have no keep-alive probe in lws). */
+    static const uint32_t backoff_ms[] = {1000};
+    static const lws_retry_bo_t ws_idle = {.retry_ms_table = backoff_ms,
+                                           .retry_ms_table_count = 1,
+                                           .conceal_count = 1,
+                                           .secs_since_valid_ping = WS_PING_SECS,
+                                           .secs_since_valid_hangup = WS_HANGUP_SECS};
+    info.retry_and_idle_policy = &ws_idle;
 
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {

@@ -33,7 +33,9 @@
  *   closed(ws)       the connection is gone (client, hr_ws_close, server close); ws is freed
  *                    when it returns. Runs once per open, never from inside an hr_ws_* call.
  *
- * A session is not bound by the keep-alive or request timeouts. Every callback runs on the loop.
+ * A session is not bound by the keep-alive or request timeouts; the server pings its client
+ * (a WebSocket ping frame) 30 s after the last pong and closes the connection when no pong came
+ * within 60 s of a ping (clients answer pings by themselves). Every callback runs on the loop.
  *
  * Ownership of a request: the hr_request_t passed to a handler belongs to the handler until it
  * calls hr_response_send, exactly once, now or from a later loop callback; the call gives it
