@@ -107,8 +107,10 @@ typedef enum { REQ_READING, REQ_HANDLER, REQ_RESPONDING, REQ_ORPHANED } req_stat
  * when no pong came WS_HANGUP_SECS after it: dead peers go, proxies see traffic. */
 #define WS_PING_SECS 30
 #define WS_HANGUP_SECS 90
-/* lws' receive buffer per WebSocket session. */
-#define WS_RX_BUFFER 4096
+/* lws' receive buffer per WebSocket session (client messages are small; bigger ones arrive in
+ * several reads), and the most one send() may take (the kernel takes what fits). */
+#define WS_RX_BUFFER 1024
+#define WS_TX_PACKET (256 * 1024)
 /* Longest subprotocol name (lws' own token buffer holds 63 bytes). */
 #define WS_NAME_MAX 63
 /* lws reads the Sec-WebSocket-Protocol header into a 128-byte buffer and drops the connection
@@ -1291,6 +1293,9 @@ int hr_server_init(uv_loop_t *loop, const hr_server_opts_t *opts, hr_server_t **
         srv->protocols[1 + i].callback = ws_callback;
         /* lws' receive buffer per session (default: 16 KiB); messages span several reads. */
         srv->protocols[1 + i].rx_buffer_size = WS_RX_BUFFER;
+        /* lws limits each send() to tx_packet_size, or else to rx_buffer_size: a message
+         * beyond it would go out in pieces, the rest copied to lws' own buffer first. */
+        srv->protocols[1 + i].tx_packet_size = WS_TX_PACKET;
     }
 
     /* lws' logging is process-wide; route errors and warnings to ours. */
