@@ -41,36 +41,19 @@
  * once a second peeks at the sockets of waiting requests and closes the dead ones, which
  * orphans their requests.
  *
- * WebSocket (hr_ws_t). lws binds an upgrade to the first protocol of the vhost named in the
- * client's Sec-WebSocket-Protocol list and drops the connection without an answer when none
- * matches, so upgrades are judged earlier, in LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (protocol
- * "http"): the path must have an endpoint and the subprotocol lws is going to choose must be
- * one of the endpoint's; otherwise a 404/400 is written there and the connection closes. The
- * vhost's protocol table is fixed when the context is made (in hr_server_init), before
- * any endpoint exists: it holds HR_WS_MAX_SUBPROTOCOLS entries whose names point into
- * srv->pnames, empty (matching no token) until hr_server_websocket fills them in. lws copies the
- * table but not the strings, so the names it compares are ours. A session:
- *
- *   ESTABLISHED ─ open ─► OPEN ─hr_ws_close─► CLOSING ─queue written, close frame─► (lws)
- *        RECEIVE: fragments gathered in rx, one message callback per message
- *        SERVER_WRITEABLE: queued messages written while the socket takes them
- *   CLOSED / WSI_DESTROY (any state) ─► closed callback, session freed
- *
- * Invariants: (4) a WebSocket wsi's opaque pointer is its hr_ws_t until CLOSED/WSI_DESTROY;
- * (5) ws->queued is the sum of the queue's message lengths and never exceeds HR_WS_MAX_QUEUED;
- * (6) closed runs once, from an lws callback, never from an hr_ws_* call.
+ * WebSocket sessions are server_ws.c's: upgrades reach it through
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE here, sessions through their own protocols' callback.
  *
  * Closing: lws_context_destroy on a foreign libuv loop closes every connection and then lws'
  * own handles asynchronously, but never finishes by itself (its last close callback only
  * finalises internal loops). A 1 ms timer of ours watches the loop until no handle belonging
  * to the context is left, calls lws_context_destroy a second time to free it, closes itself
  * and then calls done. */
-#include "api/server.h"
+#include "api/server_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <libwebsockets.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,147 +75,6 @@
 #define CLOSE_TICKS_MAX 10000
 /* Closing: how long open WebSocket sessions get to exchange close frames (1001) first, in ms. */
 #define GOAWAY_MS 1000
-
-typedef enum { REQ_READING, REQ_HANDLER, REQ_RESPONDING, REQ_ORPHANED } req_state_t;
-
-/* Close timeout of a session that still has a queue to write (lws_set_timeout seconds). */
-#define WS_CLOSE_FLUSH_SECS 5
-/* Messages written per writeable callback at most, so that one busy session cannot hold the
- * loop while others wait. */
-#define WS_WRITES_PER_CALLBACK 32
-/* lws 4.1.6 keeps LWS_WRITE_CLOSE private (its public enum leaves the ABI slot 4 for it);
- * lws_write frames it as a close frame like any other control frame. */
-#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
-/* lws pings a WebSocket client this long after its last pong (or the handshake), and hangs up
- * when no pong came WS_HANGUP_SECS after it: dead peers go, proxies see traffic. */
-#define WS_PING_SECS 30
-#define WS_HANGUP_SECS 90
-/* lws' receive buffer per WebSocket session (client messages are small; bigger ones arrive in
- * several reads), and the most one send() may take (the kernel takes what fits). */
-#define WS_RX_BUFFER 1024
-#define WS_TX_PACKET (256 * 1024)
-/* Longest subprotocol name (lws' own token buffer holds 63 bytes). */
-#define WS_NAME_MAX 63
-/* lws reads the Sec-WebSocket-Protocol header into a 128-byte buffer and drops the connection
- * when it is longer: refused with 400 first. */
-#define WS_PROTOCOL_HEADER_MAX 127
-
-typedef struct route {
-    char *method;
-    char *path;
-    hr_handler_fn fn;
-    void *ud;
-} route_t;
-
-/* A copied header value, kept until the request is freed. */
-typedef struct hval {
-    struct hval *next;
-    char s[];
-} hval_t;
-
-typedef struct ws_endpoint {
-    char *path;
-    const char *names[HR_WS_MAX_SUBPROTOCOLS]; /* pointers into srv->pnames */
-    size_t nnames;
-    hr_ws_handlers_t h;
-    void *ud;
-} ws_endpoint_t;
-
-/* One queued outbound message: LWS_PRE bytes of headroom, then the text. */
-typedef struct ws_msg {
-    struct ws_msg *next;
-    size_t len;
-    unsigned char buf[]; /* LWS_PRE + len */
-} ws_msg_t;
-
-struct hr_ws {
-    hr_server_t *srv;
-    struct lws *wsi; /* NULL once the connection is gone */
-    const ws_endpoint_t *ep;
-    const char *subprotocol;
-    void *data;
-    int in_open;    /* inside handlers.open: headers readable */
-    int closing;    /* hr_ws_close called (or the queue overflowed, or the client closes) */
-    int close_sent; /* our close frame is written */
-    int close_code;
-    char close_reason[124];
-    size_t close_reason_len;
-    ws_msg_t *head, *tail; /* outbound queue */
-    size_t queued;         /* bytes in the queue */
-    char *rx;              /* the message being gathered */
-    size_t rx_len, rx_cap;
-    int rx_binary;
-    lws_sorted_usec_list_t timer;
-    hval_t *hvals;        /* header values handed out during open */
-    hr_ws_t *prev, *next; /* in srv->sessions */
-    char peer[64];
-};
-
-struct hr_server {
-    uv_loop_t *loop;
-    struct lws_context *ctx; /* NULLed by lws (info.pcontext) once it is freed */
-    struct lws_vhost *vhost;
-    /* "http", the WebSocket slots, and the all-zero terminator */
-    struct lws_protocols protocols[2 + HR_WS_MAX_SUBPROTOCOLS];
-    char pnames[HR_WS_MAX_SUBPROTOCOLS][WS_NAME_MAX + 1]; /* slot names; "" while unused */
-    size_t npnames;
-    ws_endpoint_t *endpoints;
-    size_t nendpoints;
-    route_t *routes;
-    size_t nroutes;
-    route_t fallback; /* fn NULL: 404/405 for unrouted requests */
-    size_t max_body;
-    uint64_t request_timeout_ms;
-    char *iface;
-    char *server_name;
-    int port;
-    hr_server_stats_t stats;
-    hr_request_t *waiting;  /* requests in HANDLER state: a list for the sweep */
-    hr_ws_t *sessions;      /* open WebSocket sessions */
-    uv_timer_t sweep_timer; /* checks waiting requests' connections once a second */
-    /* closing */
-    int closing;
-    int close_phase; /* -1: sessions closing (1001); 0: destroy not started; 1: waiting for
-                        lws' handles */
-    int close_ticks;
-    uv_timer_t close_timer;
-    void (*done)(void *ud);
-    void *done_ud;
-};
-
-struct hr_request {
-    hr_server_t *srv; /* NULL once orphaned */
-    struct lws *wsi;  /* NULL once the connection closed */
-    req_state_t state;
-    const char *method;
-    char *path;
-    char *query;
-    char *qparams; /* the query's parameters, each decoded and NUL-terminated, one after another */
-    size_t nqparams;
-    char peer[64];
-    char *body; /* NUL-terminated; never NULL once dispatched */
-    size_t body_len;
-    size_t body_expect; /* Content-Length */
-    int is_head;
-    const route_t *route; /* chosen at LWS_CALLBACK_HTTP; routes are fixed once serving */
-    int close_after;      /* close the connection after the response */
-    int paused;           /* reading the connection is paused while the handler works */
-    lws_sorted_usec_list_t deadline;
-    hval_t *hvals;
-    /* a response of the server's own, sent once the announced body has been read */
-    int err_status;
-    const char *err_msg;
-    /* the response, kept from hr_response_send to HTTP_WRITEABLE */
-    int status;
-    char *ctype;
-    char *out_body;
-    size_t out_len;
-    char *resp_headers; /* "name\0value\0" pairs, resp_headers_len bytes */
-    size_t resp_headers_len;
-    hr_request_close_fn on_close;
-    void *on_close_ud;
-    hr_request_t *prev, *next; /* in srv->waiting while in HANDLER state */
-};
 
 /* ---- logging --------------------------------------------------------------------------- */
 
@@ -345,7 +187,7 @@ static void on_deadline(lws_sorted_usec_list_t *sul)
 
 /* Builds the whole response (status line, headers, body) after LWS_PRE bytes of headroom into
  * a new buffer; *len is its length after the headroom. NULL when the headers do not fit. */
-static unsigned char *build_response(hr_request_t *req, int status, const char *ctype,
+unsigned char *hr_srv_build_response(hr_request_t *req, int status, const char *ctype,
                                      const char *body, size_t blen, size_t *len)
 {
     struct lws *wsi = req->wsi;
@@ -601,13 +443,13 @@ static int on_writeable(struct lws *wsi)
         req->close_after = 1;
     size_t len = 0;
     unsigned char *out =
-        build_response(req, req->status, req->ctype, req->out_body, req->out_len, &len);
+        hr_srv_build_response(req, req->status, req->ctype, req->out_body, req->out_len, &len);
     if (!out) {
         hr_log(HR_LOG_WARN, "component=server status=%d msg=\"response headers too large\"",
                req->status);
         req->resp_headers_len = 0;
         req->close_after = 1;
-        out = build_response(req, 500, NULL, NULL, 0, &len);
+        out = hr_srv_build_response(req, 500, NULL, NULL, 0, &len);
     }
     int rc = 0;
     if (!out || lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len) rc = -1;
@@ -618,401 +460,6 @@ static int on_writeable(struct lws *wsi)
     req_free(req);
     if (rc || close_after) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-/* ---- WebSocket ------------------------------------------------------------------------------ */
-
-static const char *header_of(struct lws *wsi, const char *name, hval_t **list);
-
-static const ws_endpoint_t *endpoint_of(const hr_server_t *srv, const char *path)
-{
-    for (size_t i = 0; i < srv->nendpoints; i++)
-        if (strcmp(srv->endpoints[i].path, path) == 0) return &srv->endpoints[i];
-    return NULL;
-}
-
-/* The vhost protocol lws will bind for a Sec-WebSocket-Protocol list: the first listed name
- * that is one (see lws_process_ws_upgrade). Returns "http", a slot name, or NULL. */
-static const char *protocol_lws_picks(const hr_server_t *srv, const char *list)
-{
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        size_t n = (size_t)(end - start);
-        if (n == 4 && strncmp(start, "http", 4) == 0) return "http";
-        for (size_t i = 0; i < srv->npnames; i++)
-            if (strlen(srv->pnames[i]) == n && strncmp(srv->pnames[i], start, n) == 0)
-                return srv->pnames[i];
-    }
-    return NULL;
-}
-
-/* Writes a refusal of an upgrade as a plain HTTP answer with Connection: close (lws closes a
- * connection whose request said Connection: Upgrade once the transaction completes). */
-static int refuse_upgrade(hr_server_t *srv, struct lws *wsi, int status, const char *msg)
-{
-    hr_request_t tmp;
-    memset(&tmp, 0, sizeof tmp);
-    tmp.srv = srv;
-    tmp.wsi = wsi;
-    tmp.close_after = 1;
-    char body[256];
-    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", msg);
-    size_t len = 0;
-    unsigned char *out = build_response(&tmp, status, "application/json", body, (size_t)n, &len);
-    /* No writeable callback exists for this state; lws writes its own refusals the same way
-     * (lws_return_http_status) and keeps what the socket does not take for later. */
-    int rc = out && lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) == (int)len ? 1 : -1;
-    free(out);
-    srv->stats.ws_refused++;
-    srv->stats.responses++;
-    return rc;
-}
-
-/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 lets lws upgrade, 1 means we answered, -1 hangs up. */
-static int confirm_upgrade(hr_server_t *srv, struct lws *wsi, const char *upgrade)
-{
-    char path[1024], list[WS_PROTOCOL_HEADER_MAX + 1];
-    srv->stats.requests++;
-    if (srv->closing) return refuse_upgrade(srv, wsi, 503, "the server is shutting down");
-    if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
-        return refuse_upgrade(srv, wsi, 400, "unsupported upgrade");
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 ||
-        lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
-        return refuse_upgrade(srv, wsi, 400, "a WebSocket upgrade is a GET request");
-    const ws_endpoint_t *ep = endpoint_of(srv, path);
-    if (!ep) return refuse_upgrade(srv, wsi, 404, "no WebSocket endpoint at this path");
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
-    if (n > WS_PROTOCOL_HEADER_MAX)
-        return refuse_upgrade(srv, wsi, 400, "Sec-WebSocket-Protocol too long");
-    list[0] = '\0';
-    if (n > 0 && lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0) list[0] = '\0';
-    const char *pick = protocol_lws_picks(srv, list);
-    for (size_t i = 0; pick && i < ep->nnames; i++)
-        if (ep->names[i] == pick) return 0;
-    char msg[200];
-    size_t off = (size_t)snprintf(msg, sizeof msg, "unsupported WebSocket subprotocol (expected");
-    for (size_t i = 0; i < ep->nnames && off < sizeof msg; i++)
-        off +=
-            (size_t)snprintf(msg + off, sizeof msg - off, "%s%s", i ? " or " : " ", ep->names[i]);
-    if (off < sizeof msg) snprintf(msg + off, sizeof msg - off, ")");
-    return refuse_upgrade(srv, wsi, 400, msg);
-}
-
-static void ws_queue_free(hr_ws_t *ws)
-{
-    while (ws->head) {
-        ws_msg_t *m = ws->head;
-        ws->head = m->next;
-        free(m);
-    }
-    ws->tail = NULL;
-    ws->queued = 0;
-}
-
-static void ws_on_timer(lws_sorted_usec_list_t *sul)
-{
-    hr_ws_t *ws = lws_container_of(sul, hr_ws_t, timer);
-    if (ws->wsi && !ws->closing && ws->ep->h.timer) ws->ep->h.timer(ws, ws->ep->ud);
-}
-
-static void ws_free_hvals(hr_ws_t *ws)
-{
-    while (ws->hvals) {
-        hval_t *h = ws->hvals;
-        ws->hvals = h->next;
-        free(h);
-    }
-}
-
-static int ws_established(hr_server_t *srv, struct lws *wsi)
-{
-    char path[1024];
-    const struct lws_protocols *pcol = lws_get_protocol(wsi);
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || !pcol) return -1;
-    const ws_endpoint_t *ep = endpoint_of(srv, path);
-    if (!ep) return -1; /* confirm_upgrade let it through: cannot happen */
-    hr_ws_t *ws = hr_xcalloc(1, sizeof *ws);
-    ws->srv = srv;
-    ws->wsi = wsi;
-    ws->ep = ep;
-    ws->subprotocol = pcol->name;
-    lws_get_peer_simple(wsi, ws->peer, sizeof ws->peer);
-    lws_set_opaque_user_data(wsi, ws);
-    ws->next = srv->sessions;
-    if (srv->sessions) srv->sessions->prev = ws;
-    srv->sessions = ws;
-    /* Sessions live as long as their client wants: no lws timeout. */
-    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-    srv->stats.ws_accepted++;
-    srv->stats.ws_open++;
-    ws->in_open = 1;
-    ep->h.open(ws, ep->ud);
-    ws->in_open = 0;
-    ws_free_hvals(ws);
-    return 0;
-}
-
-/* The connection is gone: the closed callback, then the session is freed. Idempotent. */
-static void ws_detach(struct lws *wsi)
-{
-    hr_ws_t *ws = lws_get_opaque_user_data(wsi);
-    if (!ws) return;
-    lws_set_opaque_user_data(wsi, NULL);
-    ws->wsi = NULL;
-    ws->closing = 1;
-    lws_sul_cancel(&ws->timer);
-    ws->srv->stats.ws_open--;
-    if (ws->prev)
-        ws->prev->next = ws->next;
-    else
-        ws->srv->sessions = ws->next;
-    if (ws->next) ws->next->prev = ws->prev;
-    ws->ep->h.closed(ws, ws->ep->ud);
-    ws_queue_free(ws);
-    ws_free_hvals(ws);
-    free(ws->rx);
-    free(ws);
-}
-
-static int ws_receive(hr_ws_t *ws, struct lws *wsi, const void *in, size_t len)
-{
-    if (ws->closing) return 0;
-    if (!ws->rx_len) ws->rx_binary = lws_frame_is_binary(wsi);
-    size_t max = ws->srv->max_body;
-    if (ws->rx_len + len > max) {
-        free(ws->rx);
-        ws->rx = NULL;
-        ws->rx_len = ws->rx_cap = 0;
-        hr_ws_close(ws, 1009, "message too big");
-        return 0;
-    }
-    if (ws->rx_len + len + 1 > ws->rx_cap) {
-        size_t cap = ws->rx_cap ? ws->rx_cap : 1024;
-        while (cap < ws->rx_len + len + 1)
-            cap *= 2;
-        ws->rx = hr_xrealloc(ws->rx, cap);
-        ws->rx_cap = cap;
-    }
-    if (len) memcpy(ws->rx + ws->rx_len, in, len);
-    ws->rx_len += len;
-    ws->rx[ws->rx_len] = '\0';
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
-    /* A whole message: hand it over, then let the buffer go (idle sessions hold none). */
-    char *msg = ws->rx;
-    size_t mlen = ws->rx_len;
-    ws->rx = NULL;
-    ws->rx_len = ws->rx_cap = 0;
-    ws->ep->h.message(ws, msg, mlen, ws->rx_binary, ws->ep->ud);
-    free(msg);
-    return 0;
-}
-
-static int ws_writeable(hr_ws_t *ws, struct lws *wsi)
-{
-    for (int n = 0; ws->head && n < WS_WRITES_PER_CALLBACK; n++) {
-        if (n && lws_send_pipe_choked(wsi)) break;
-        ws_msg_t *m = ws->head;
-        /* lws keeps what the socket does not take and calls back only once it is written. */
-        if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len) return -1;
-        ws->head = m->next;
-        if (!ws->head) ws->tail = NULL;
-        ws->queued -= m->len;
-        free(m);
-    }
-    if (ws->head) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    if (ws->closing && !ws->close_sent) {
-        /* The close frame, written here rather than by lws_close_reason and a -1: with the
-         * libuv event library a debug build of lws (Debian's) closes every connection twice
-         * ("uv repeat test"), and the second close kills it before the frame goes out. */
-        unsigned char buf[LWS_PRE + 2 + sizeof ws->close_reason];
-        buf[LWS_PRE] = (unsigned char)(ws->close_code >> 8);
-        buf[LWS_PRE + 1] = (unsigned char)ws->close_code;
-        memcpy(buf + LWS_PRE + 2, ws->close_reason, ws->close_reason_len);
-        ws->close_sent = 1;
-        if (lws_write(wsi, buf + LWS_PRE, 2 + ws->close_reason_len, WS_WRITE_CLOSE) < 0) return -1;
-        /* The client answers with its close frame (then we hang up), or is cut off. */
-        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, WS_CLOSE_FLUSH_SECS);
-    }
-    return 0;
-}
-
-static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                       size_t len)
-{
-    hr_ws_t *ws;
-    switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return 0; /* judged in confirm_upgrade */
-    case LWS_CALLBACK_ESTABLISHED:
-        return ws_established(lws_context_user(lws_get_context(wsi)), wsi);
-    case LWS_CALLBACK_RECEIVE:
-        ws = lws_get_opaque_user_data(wsi);
-        return ws ? ws_receive(ws, wsi, in, len) : -1;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        ws = lws_get_opaque_user_data(wsi);
-        return ws ? ws_writeable(ws, wsi) : 0;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        /* The answer to our close frame: hang up. Otherwise lws echoes the client's close. */
-        ws = lws_get_opaque_user_data(wsi);
-        if (ws) ws->closing = 1;
-        return ws && ws->close_sent ? -1 : 0;
-    case LWS_CALLBACK_CLOSED:
-    case LWS_CALLBACK_WSI_DESTROY:
-        ws_detach(wsi);
-        return 0;
-    default:
-        return 0;
-    }
-}
-
-int hr_server_websocket(hr_server_t *srv, const char *path, const char *const *subprotocols,
-                        const hr_ws_handlers_t *handlers, void *ud)
-{
-    if (!path || path[0] != '/' || strlen(path) >= 1024 || !subprotocols || !subprotocols[0] ||
-        !handlers || !handlers->open || !handlers->message || !handlers->closed)
-        return HR_EINVAL;
-    if (endpoint_of(srv, path)) return HR_EEXIST;
-    ws_endpoint_t ep = {.h = *handlers, .ud = ud};
-    size_t fresh = 0, count = 0;
-    for (size_t i = 0; subprotocols[i]; i++, count++) {
-        const char *name = subprotocols[i];
-        size_t n = strlen(name);
-        if (n == 0 || n > WS_NAME_MAX || !strcmp(name, "http") ||
-            strpbrk(name, " \t,\"()/:;<=>?@[]{}\\"))
-            return HR_EINVAL;
-        int known = 0;
-        for (size_t k = 0; k < srv->npnames && !known; k++)
-            known = !strcmp(srv->pnames[k], name);
-        for (size_t k = 0; k < i && !known; k++)
-            known = !strcmp(subprotocols[k], name);
-        if (!known) fresh++;
-    }
-    if (count > HR_WS_MAX_SUBPROTOCOLS || srv->npnames + fresh > HR_WS_MAX_SUBPROTOCOLS)
-        return HR_E2BIG;
-    for (size_t i = 0; i < count; i++) {
-        size_t k = 0;
-        while (k < srv->npnames && strcmp(srv->pnames[k], subprotocols[i]) != 0)
-            k++;
-        if (k == srv->npnames)
-            snprintf(srv->pnames[srv->npnames++], WS_NAME_MAX + 1, "%s", subprotocols[i]);
-        int dup = 0;
-        for (size_t j = 0; j < ep.nnames; j++)
-            dup |= ep.names[j] == srv->pnames[k];
-        if (!dup) ep.names[ep.nnames++] = srv->pnames[k];
-    }
-    ep.path = hr_xstrdup(path);
-    srv->endpoints = hr_xrealloc(srv->endpoints, (srv->nendpoints + 1) * sizeof *srv->endpoints);
-    srv->endpoints[srv->nendpoints++] = ep;
-    return 0;
-}
-
-const char *hr_ws_subprotocol(const hr_ws_t *ws)
-{
-    return ws->subprotocol;
-}
-
-const char *hr_ws_header(hr_ws_t *ws, const char *name)
-{
-    return ws->in_open ? header_of(ws->wsi, name, &ws->hvals) : NULL;
-}
-
-const char *hr_ws_peer(const hr_ws_t *ws)
-{
-    return ws->peer;
-}
-
-void hr_ws_set_data(hr_ws_t *ws, void *data)
-{
-    ws->data = data;
-}
-
-void *hr_ws_data(const hr_ws_t *ws)
-{
-    return ws->data;
-}
-
-int hr_ws_is_open(const hr_ws_t *ws)
-{
-    return ws->wsi && !ws->closing;
-}
-
-int hr_ws_sendv(hr_ws_t *ws, const hr_ws_part_t *parts, size_t n)
-{
-    if (!ws->wsi || ws->closing) return HR_ECANCELED;
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += parts[i].len;
-    if (len > HR_WS_MAX_QUEUED - ws->queued) {
-        ws->srv->stats.ws_slow++;
-        hr_log(HR_LOG_INFO,
-               "component=server peer=%s queued=%zu msg=\"WebSocket client does not read: "
-               "closing\"",
-               ws->peer, ws->queued);
-        ws_queue_free(ws);
-        hr_ws_close(ws, 1008, "send queue full");
-        return HR_E2BIG;
-    }
-    ws_msg_t *m = hr_xmalloc(sizeof *m + LWS_PRE + len);
-    m->next = NULL;
-    m->len = len;
-    unsigned char *p = m->buf + LWS_PRE;
-    for (size_t i = 0; i < n; i++) {
-        if (parts[i].len) memcpy(p, parts[i].data, parts[i].len);
-        p += parts[i].len;
-    }
-    if (ws->tail)
-        ws->tail->next = m;
-    else
-        ws->head = m;
-    ws->tail = m;
-    ws->queued += len;
-    lws_callback_on_writable(ws->wsi);
-    return 0;
-}
-
-int hr_ws_send(hr_ws_t *ws, const char *text, size_t len)
-{
-    hr_ws_part_t part = {text, len};
-    return hr_ws_sendv(ws, &part, 1);
-}
-
-void hr_ws_timer(hr_ws_t *ws, uint64_t ms)
-{
-    if (!ws->wsi) return;
-    if (!ms) {
-        lws_sul_cancel(&ws->timer);
-        return;
-    }
-    lws_sul_schedule(lws_get_context(ws->wsi), 0, &ws->timer, ws_on_timer, (lws_usec_t)ms * 1000);
-}
-
-void hr_ws_close(hr_ws_t *ws, int code, const char *reason)
-{
-    if (!ws->wsi || ws->closing) return;
-    ws->closing = 1;
-    ws->close_code = code >= 1000 && code <= 4999 ? code : 1011;
-    size_t n = reason ? strlen(reason) : 0;
-    if (n > sizeof ws->close_reason - 1) {
-        n = sizeof ws->close_reason - 1;
-        while (n && ((unsigned char)reason[n] & 0xC0) == 0x80) /* not inside a character */
-            n--;
-    }
-    if (n) memcpy(ws->close_reason, reason, n);
-    ws->close_reason_len = n;
-    lws_sul_cancel(&ws->timer);
-    lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_FLUSH_SECS);
-    lws_callback_on_writable(ws->wsi);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1052,7 +499,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_writeable(wsi);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(lws_context_user(lws_get_context(wsi)), wsi, in);
+        return hr_srv_confirm_upgrade(lws_context_user(lws_get_context(wsi)), wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return -1; /* an upgrade bound to "http" itself: confirm_upgrade refused it already */
     case LWS_CALLBACK_CLOSED_HTTP:
@@ -1093,8 +540,7 @@ const char *hr_request_query_param(hr_request_t *req, const char *name)
     return NULL;
 }
 
-/* A header of wsi's request, copied into a new entry of *list (freed with it). */
-static const char *header_of(struct lws *wsi, const char *name, hval_t **list)
+const char *hr_srv_header(struct lws *wsi, const char *name, hval_t **list)
 {
     if (!wsi || !name) return NULL;
     char key[128];
@@ -1134,7 +580,7 @@ static const char *header_of(struct lws *wsi, const char *name, hval_t **list)
 
 const char *hr_request_header(hr_request_t *req, const char *name)
 {
-    return header_of(req->wsi, name, &req->hvals);
+    return hr_srv_header(req->wsi, name, &req->hvals);
 }
 
 const char *hr_request_body(const hr_request_t *req, size_t *len)
@@ -1288,15 +734,6 @@ int hr_server_init(uv_loop_t *loop, const hr_server_opts_t *opts, hr_server_t **
     srv->protocols[0].name = "http";
     srv->protocols[0].callback = callback;
     srv->protocols[0].tx_packet_size = 256 * 1024;
-    for (size_t i = 0; i < HR_WS_MAX_SUBPROTOCOLS; i++) {
-        srv->protocols[1 + i].name = srv->pnames[i];
-        srv->protocols[1 + i].callback = ws_callback;
-        /* lws' receive buffer per session (default: 16 KiB); messages span several reads. */
-        srv->protocols[1 + i].rx_buffer_size = WS_RX_BUFFER;
-        /* lws limits each send() to tx_packet_size, or else to rx_buffer_size: a message
-         * beyond it would go out in pieces, the rest copied to lws' own buffer first. */
-        srv->protocols[1 + i].tx_packet_size = WS_TX_PACKET;
-    }
 
     /* lws' logging is process-wide; route errors and warnings to ours. */
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
@@ -1320,14 +757,7 @@ int hr_server_init(uv_loop_t *loop, const hr_server_opts_t *opts, hr_server_t **
     info.timeout_secs_ah_idle = secs;
     info.keepalive_timeout = (int)((ka_ms + 999) / 1000);
     info.pt_serv_buf_size = 16384;
-    /* Only WebSocket sessions use it (HTTP/1 connections have no keep-alive probe in lws). */
-    static const uint32_t backoff_ms[] = {1000};
-    static const lws_retry_bo_t ws_idle = {.retry_ms_table = backoff_ms,
-                                           .retry_ms_table_count = 1,
-                                           .conceal_count = 1,
-                                           .secs_since_valid_ping = WS_PING_SECS,
-                                           .secs_since_valid_hangup = WS_HANGUP_SECS};
-    info.retry_and_idle_policy = &ws_idle;
+    hr_srv_ws_setup(srv, &info);
 
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
@@ -1385,9 +815,7 @@ static void on_close_timer_closed(uv_handle_t *h)
         free(srv->routes[i].path);
     }
     free(srv->routes);
-    for (size_t i = 0; i < srv->nendpoints; i++)
-        free(srv->endpoints[i].path);
-    free(srv->endpoints);
+    hr_srv_ws_free(srv);
     free(srv->server_name);
     free(srv->iface);
     free(srv);
@@ -1417,9 +845,7 @@ static void on_close_tick(uv_timer_t *t)
     if (srv->close_phase == -1) {
         /* Sessions first: a close frame each (after what is queued), then wait for them to
          * end, at most GOAWAY_MS. */
-        if (srv->close_ticks == 0)
-            for (hr_ws_t *ws = srv->sessions; ws; ws = ws->next)
-                hr_ws_close(ws, 1001, "server shutting down");
+        if (srv->close_ticks == 0) hr_srv_ws_goaway(srv);
         if (srv->sessions && ++srv->close_ticks < GOAWAY_MS) return;
         srv->close_ticks = 0;
         srv->close_phase = 0;
