@@ -37,6 +37,7 @@
 #include "api/metadata_hasura.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #define BULK_MAX 1000    /* items in one bulk */
 #define BULK_DEPTH_MAX 4 /* bulk within bulk */
@@ -594,7 +595,7 @@ static int event_id_arg(const json_t *args, const char *path, char id[37], const
     char p[HR_MD_PATH_MAX];
     const char *s;
     if (arg_string(args, "event_id", path, 1, &s, e)) return -1;
-    if (hr_md_is_uuid(s)) {
+    if (hr_is_uuid(s)) {
         for (int i = 0; i < 37; i++)
             id[i] = (char)tolower((unsigned char)s[i]);
         return 0;

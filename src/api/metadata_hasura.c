@@ -1343,19 +1343,6 @@ json_t *hr_md_invocation_log(const json_t *a)
     return o;
 }
 
-int hr_md_is_uuid(const char *s)
-{
-    if (!s || strlen(s) != 36) return 0;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Shared with metadata_sched.c (metadata_int.h)                                              */
 

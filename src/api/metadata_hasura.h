@@ -97,7 +97,4 @@ json_t *hr_md_event_log(const json_t *event, const json_t *delivery, const char 
 /* An attempt of the store as a row of Hasura's invocation log. A new reference. */
 json_t *hr_md_invocation_log(const json_t *attempt);
 
-/* 1 if s is a UUID in its 8-4-4-4-12 hex form. */
-int hr_md_is_uuid(const char *s);
-
 #endif

@@ -30,6 +30,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/text.h"
 #include "sched/cron.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
@@ -173,19 +174,6 @@ static int is_rfc3339(const char *s)
     if (*p != '+' && *p != '-') return 0;
     int oh = digits(p + 1, 2), om = digits(p + 4, 2);
     return oh >= 0 && oh <= 23 && p[3] == ':' && om >= 0 && om <= 59 && p[6] == '\0';
-}
-
-static int is_uuid(const char *s)
-{
-    if (strlen(s) != 36) return 0;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* Reads the arguments after the command into c; prints the problem and returns 2 on error. */
@@ -475,7 +463,7 @@ static void print_json_field(const char *name, json_t *v)
 static int run_event(ctx_t *c)
 {
     const char *id = c->pos[0];
-    if (!is_uuid(id)) return fail(c, HR_EXIT_USAGE, "'%s' is not an event id (a UUID)", id);
+    if (!hr_is_uuid(id)) return fail(c, HR_EXIT_USAGE, "'%s' is not an event id (a UUID)", id);
     json_t *j = NULL;
     hr_err_t err = {0};
     if (c->ops->event(c->st, id, INT_MAX, 0, &j, &err) != 0) return store_fail(c, &err);
@@ -536,7 +524,7 @@ static int run_event(ctx_t *c)
 static int run_redeliver(ctx_t *c)
 {
     const char *id = c->pos[0];
-    if (!is_uuid(id)) return fail(c, HR_EXIT_USAGE, "'%s' is not an event id (a UUID)", id);
+    if (!hr_is_uuid(id)) return fail(c, HR_EXIT_USAGE, "'%s' is not an event id (a UUID)", id);
     int queued = 0;
     hr_err_t err = {0};
     if (c->ops->redeliver(c->st, id, c->trigger, &queued, &err) != 0) return store_fail(c, &err);

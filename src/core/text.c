@@ -1,8 +1,10 @@
 /* text.c: UTF-8 cleaning and lenient JSON from the database (see text.h). */
 #include "core/text.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -101,4 +103,17 @@ json_t *hr_json_from_db(const char *s)
         free(c);
     }
     return j;
+}
+
+int hr_is_uuid(const char *s)
+{
+    if (!s || strlen(s) != 36) return 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
 }

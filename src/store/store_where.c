@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/text.h"
 
 enum { T_INT, T_UUID, T_TEXT, T_TIME, T_STATE };
 
@@ -130,21 +131,6 @@ static int parse_time(const char *s, int64_t *us)
     return 0;
 }
 
-static int is_uuid(const char *s)
-{
-    static const int dash[] = {8, 13, 18, 23};
-    if (strlen(s) != 36) return 0;
-    for (int i = 0, k = 0; i < 36; i++) {
-        if (k < 4 && i == dash[k]) {
-            if (s[i] != '-') return 0;
-            k++;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static const char *const states[] = {"pending", "delivered", "retrying", "dead"};
 
 /* Appends the parameter for v (of the field's type) or fails. */
@@ -169,7 +155,7 @@ static int value(hr_wsql_t *w, const json_t *v, int type, const char *path, hr_e
     if (!json_is_string(v)) goto bad;
     const char *s = json_string_value(v);
     if (type == T_UUID) {
-        if (!is_uuid(s)) goto bad;
+        if (!hr_is_uuid(s)) goto bad;
         char *low = hr_xstrdup(s);
         for (char *c = low; *c; c++)
             *c = (char)tolower((unsigned char)*c);
@@ -446,7 +432,7 @@ static int cmp_value(const json_t *ev, const json_t *v, int type, int *out)
     const char *a = json_string_value(ev), *s = json_string_value(v);
     if (!a) a = "";
     if (type == T_UUID) {
-        if (!is_uuid(s)) return -1;
+        if (!hr_is_uuid(s)) return -1;
         *out = strcasecmp(a, s) == 0 ? 0 : 1;
         return 0;
     }

@@ -70,11 +70,26 @@ static void json_cases(void **state)
     json_decref(j);
 }
 
+static void uuid_cases(void **state)
+{
+    (void)state;
+    assert_true(hr_is_uuid("5c0e8e2c-8a6b-4f53-9d0b-1F3C1E7E2A10"));
+    assert_true(hr_is_uuid("00000000-0000-0000-0000-000000000000"));
+    assert_false(hr_is_uuid("5c0e8e2c-8a6b-4f53-9d0b-1f3c1e7e2a1"));   /* 35 characters */
+    assert_false(hr_is_uuid("5c0e8e2c-8a6b-4f53-9d0b-1f3c1e7e2a100")); /* 37 */
+    assert_false(hr_is_uuid("5c0e8e2c_8a6b-4f53-9d0b-1f3c1e7e2a10"));  /* a dash missing */
+    assert_false(hr_is_uuid("5c0e8e2c-8a6b-4f53-9d0b-1f3c1e7e2g10"));  /* not hex */
+    assert_false(hr_is_uuid("5c0e8e2c8a6b-4f53-9d0b-1f3c1e7e2a10-"));  /* dash misplaced */
+    assert_false(hr_is_uuid(""));
+    assert_false(hr_is_uuid(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(clean_cases),
         cmocka_unit_test(json_cases),
+        cmocka_unit_test(uuid_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
