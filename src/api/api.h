@@ -28,6 +28,8 @@ typedef struct hr_api_ctx {
 /* 1 when req carries the admin secret in x-herald-admin-secret (or x-hasura-admin-secret),
  * compared in constant time; always 1 when no secret is configured. */
 int hr_api_authorized(const hr_api_ctx_t *ctx, hr_request_t *req);
+/* 1 when got equals want, compared in constant time (api_util.c). */
+int hr_api_same_secret(const char *want, const char *got);
 /* Sends body as compact JSON with Content-Type application/json; takes the reference. */
 void hr_api_send_json(hr_request_t *req, int status, json_t *body);
 /* Sends Hasura's error envelope {"code","error","path"} (path "$" when NULL). */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int same_secret(const char *want, const char *got)
+int hr_api_same_secret(const char *want, const char *got)
 {
     unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)want, strlen(want), a);
@@ -23,7 +23,7 @@ int hr_api_authorized(const hr_api_ctx_t *ctx, hr_request_t *req)
     if (!ctx->admin_secret || !*ctx->admin_secret) return 1;
     const char *got = hr_request_header(req, "x-herald-admin-secret");
     if (!got) got = hr_request_header(req, "x-hasura-admin-secret");
-    return got && same_secret(ctx->admin_secret, got);
+    return got && hr_api_same_secret(ctx->admin_secret, got);
 }
 
 void hr_api_send_json(hr_request_t *req, int status, json_t *body)

@@ -17,6 +17,7 @@
  * with both. Every error answer carries {"errors": [{"message", "extensions": {"code"}}]}. */
 #include "api/graphql_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -99,12 +100,61 @@ static json_t *error_body(const char *msg, const char *code)
     return json_pack("{s:[o]}", "errors", e);
 }
 
+/* The text of a result being serialised, abandoned past HR_GQL_MAX_RESULT bytes. */
+typedef struct capped {
+    char *buf;
+    size_t len, cap;
+    int over; /* HR_GQL_MAX_RESULT was reached */
+} capped_t;
+
+static int capped_put(const char *chunk, size_t n, void *ud)
+{
+    capped_t *c = ud;
+    if (n > HR_GQL_MAX_RESULT - c->len) {
+        c->over = 1;
+        return -1;
+    }
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + n + 1)
+            cap *= 2;
+        c->buf = hr_xrealloc(c->buf, cap);
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, chunk, n);
+    c->len += n;
+    c->buf[c->len] = '\0';
+    return 0;
+}
+
+char *hr_graphql_dump_result(json_t *result, size_t *len)
+{
+    capped_t c = {0};
+    if (json_dump_callback(result, capped_put, &c, DUMP_FLAGS) == 0 && c.buf) {
+        *len = c.len;
+        return c.buf;
+    }
+    free(c.buf);
+    if (!c.over) {
+        *len = strlen("{\"errors\":[{\"message\":\"result not serialisable\"}]}");
+        return hr_xstrdup("{\"errors\":[{\"message\":\"result not serialisable\"}]}");
+    }
+    char msg[128];
+    snprintf(msg, sizeof msg, "the result is larger than %u bytes: ask for fewer fields or items",
+             HR_GQL_MAX_RESULT);
+    json_t *body = error_body(msg, "RESULT_TOO_LARGE");
+    char *text = json_dumps(body, DUMP_FLAGS);
+    json_decref(body);
+    *len = strlen(text);
+    return text;
+}
+
 /* Sends body (taken) as the negotiated media type (application/json for MEDIA_NONE). */
 static void send_body(hr_request_t *req, int status, media_t media, json_t *body)
 {
-    char *text = json_dumps(body, DUMP_FLAGS);
-    if (!text) text = hr_xstrdup("{\"errors\":[{\"message\":\"result not serialisable\"}]}");
-    hr_response_send(req, status, media == MEDIA_GQL ? CT_GQL : CT_JSON, text, strlen(text));
+    size_t len = 0;
+    char *text = hr_graphql_dump_result(body, &len);
+    hr_response_send(req, status, media == MEDIA_GQL ? CT_GQL : CT_JSON, text, len);
     free(text);
     json_decref(body);
 }

@@ -23,10 +23,24 @@
  *                    --pos == T-----------------------------------------^
  *                    --pos > T--> AHEAD --T reaches pos-----------------^
  *
+ * Slow clients (backpressure). The transport reports how many bytes wait in a subscriber's
+ * socket (sink.queued). Above HR_GQL_SLOW_QUEUED a BEHIND subscriber is not read for (it stays
+ * where it is and is looked at again at each tick, TICK_HELD_MS apart at most), and a TAIL
+ * subscriber leaves its group before the next page is handed out, with pos = T (the last seq it
+ * was sent): it is BEHIND from then on and rejoins when its catch-up reaches the tail. So a client
+ * that does not read holds at most the threshold plus one page, and the others do not wait for
+ * it. At most MAX_CATCHUP_READS catch-up reads are in flight at once, each of one page; the
+ * subscriber served goes to the back of the list, so the BEHIND subscribers take turns and one
+ * loop iteration handles at most MAX_CATCHUP_READS pages of catch-up.
+ *
+ *     TAIL --queued > threshold at a tail page--> BEHIND (pos = T)
+ *     BEHIND --queued > threshold--> held (no read) --queued <= threshold--> BEHIND
+ *
  * Invariants:
  *   1. One tail read at a time, always from T; T only moves when its page has been handed out.
  *   2. A subscriber is in a group iff it is at the tail; its next event is the first > T.
- *   3. One catch-up read per subscriber at a time; pos only moves when its page was sent.
+ *   3. One catch-up read per subscriber at a time; pos only moves when its page was sent; at most
+ *      MAX_CATCHUP_READS catch-up reads at a time.
  *   4. No sink runs after unsubscribe: a subscriber unsubscribed while the hub calls sinks or
  *      while its read is in flight is marked dead and freed at the next sweep.
  *
@@ -58,6 +72,8 @@
 
 #define TICK_IDLE_MS 100
 #define TICK_FAST_MS 5
+#define TICK_HELD_MS 20 /* while a subscriber is held back by its socket */
+#define MAX_CATCHUP_READS 8
 #define FAST_FOR_US (300 * 1000ull) /* fast ticks for this long after activity */
 #define TAIL_PAGE 1000
 #define CATCHUP_PAGE 500
@@ -114,6 +130,8 @@ struct hr_gqlhub {
     int tail_known;
     int64_t tail, horizon;
     int probing, tail_reading;
+    int catchup_reads; /* catch-up reads in flight (invariant 3) */
+    int held;          /* a subscriber was held back by its socket at the last look */
     /* event(id) */
     uint64_t unfound_at_us;
     int unfound_due;
@@ -221,6 +239,29 @@ static void push_to(hr_gqlsub_t *s, const char *payload, size_t len)
     s->h->calling--;
 }
 
+/* The bytes waiting in s's socket. */
+static size_t queued_of(const hr_gqlsub_t *s)
+{
+    return s->sink.queued ? s->sink.queued(s->sink.ud) : 0;
+}
+
+/* Moves s to the end of the list of subscribers (catch-up turns). */
+static void sub_to_back(hr_gqlhub_t *h, hr_gqlsub_t *s)
+{
+    if (!s->next) return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->subs = s->next;
+    s->next->prev = s->prev;
+    hr_gqlsub_t *last = s->next;
+    while (last->next)
+        last = last->next;
+    last->next = s;
+    s->prev = last;
+    s->next = NULL;
+}
+
 /* Executes op on value once and returns the serialised result (caller frees). */
 static char *execute(hr_gqlhub_t *h, hr_gql_op_t *op, json_t *value, size_t *len)
 {
@@ -310,6 +351,24 @@ static void on_tail(void *ud, int rc, json_t *events, const char *msg)
     free(r);
     if (n) {
         h->active_us = hr_mono_us();
+        /* Members whose socket is full leave their group before this page: they catch up from
+         * T on their own (the file's opening comment). */
+        for (group_t *g = h->groups, *gnext; g; g = gnext) {
+            gnext = g->next;
+            for (size_t k = g->n; k-- > 0;) {
+                hr_gqlsub_t *m = g->members[k];
+                if (m->dead || queued_of(m) <= HR_GQL_SLOW_QUEUED) continue;
+                hr_log(HR_LOG_DEBUG,
+                       "msg=\"graphql: events_stream subscriber behind, leaves its group\""
+                       " pos=%" PRId64,
+                       h->tail);
+                m->pos = h->tail;
+                int last = g->n == 1;
+                group_remove(h, m); /* frees g with its last member */
+                h->held = 1;
+                if (last) break;
+            }
+        }
         /* While sinks run, unsubscribes only mark (invariant 4): groups stay as they are. */
         h->calling++;
         for (group_t *g = h->groups; g; g = g->next)
@@ -327,6 +386,7 @@ static void on_catchup(void *ud, int rc, json_t *events, const char *msg)
     hr_gqlhub_t *h = r->h;
     hr_gqlsub_t *s = r->sub;
     h->inflight--;
+    h->catchup_reads--;
     if (h->closing) { /* s was freed with the hub's subscribers */
         free(r);
         maybe_release(h);
@@ -353,6 +413,7 @@ static void on_catchup(void *ud, int rc, json_t *events, const char *msg)
     deliver(h, NULL, s, events);
     h->calling--;
     s->pos = pos;
+    sub_to_back(h, s); /* the others' turn first */
     sweep(h);
     catch_up_all(h);
 }
@@ -361,11 +422,18 @@ static void on_catchup(void *ud, int rc, json_t *events, const char *msg)
 static void catch_up_all(hr_gqlhub_t *h)
 {
     if (!h->tail_known || h->closing) return;
-    for (hr_gqlsub_t *s = h->subs; s; s = s->next) {
+    h->held = 0;
+    for (hr_gqlsub_t *s = h->subs, *next; s; s = next) {
+        next = s->next;
         if (s->kind != SUB_STREAM || s->dead || s->group || s->reading) continue;
         if (s->pos == h->tail) {
             group_join(h, s);
         } else if (s->pos < h->tail) {
+            if (queued_of(s) > HR_GQL_SLOW_QUEUED) {
+                h->held = 1; /* its client reads first; looked at again at the next tick */
+                continue;
+            }
+            if (h->catchup_reads >= MAX_CATCHUP_READS) continue; /* its turn comes */
             read_op_t *r = hr_xcalloc(1, sizeof *r);
             r->h = h;
             r->sub = s;
@@ -373,10 +441,12 @@ static void catch_up_all(hr_gqlhub_t *h)
             r->limit = CATCHUP_PAGE;
             s->reading = 1;
             h->inflight++;
+            h->catchup_reads++;
             if (h->ctx->ops->stream_read(h->ctx->store, s->pos, r->upto, r->limit, on_catchup, r) !=
                 0) {
                 s->reading = 0;
                 h->inflight--;
+                h->catchup_reads--;
                 free(r);
             }
         }
@@ -643,7 +713,9 @@ static void on_tick(uv_timer_t *t)
     }
     if (h->nstats && now - h->stats_at_us >= STATS_EVERY_US) refresh_stats(h);
     if (h->nstream || h->nevent || h->nstats)
-        schedule_tick(h, now - h->active_us < FAST_FOR_US ? TICK_FAST_MS : TICK_IDLE_MS);
+        schedule_tick(h, now - h->active_us < FAST_FOR_US ? TICK_FAST_MS
+                         : h->held                        ? TICK_HELD_MS
+                                                          : TICK_IDLE_MS);
 }
 
 static void schedule_tick(hr_gqlhub_t *h, uint64_t ms)
@@ -837,4 +909,11 @@ void hr_gqlhub_unsubscribe(hr_gqlsub_t *s)
 void hr_gqlhub_event_changed(hr_gqlhub_t *h, const char *id)
 {
     if (h && !h->closing && h->nevent) mark_event(h, id);
+}
+
+void hr_gqlhub_counts(const hr_gqlhub_t *h, hr_gqlsvc_counts_t *out)
+{
+    out->events_stream = h->nstream;
+    out->event = h->nevent;
+    out->stats = h->nstats;
 }

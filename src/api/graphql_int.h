@@ -38,7 +38,23 @@ typedef struct hr_gql_sink {
      * borrowed JSON array of error objects. The subscription is freed after this returns. */
     void (*complete)(void *ud, json_t *errors);
     void *ud;
+    /* Optional (NULL: never behind). The bytes written to the subscription's socket but not yet
+     * taken by its client. The service sends nothing more to a subscriber while this is above
+     * HR_GQL_SLOW_QUEUED: a catch-up pauses, a subscriber at the tail leaves its group and
+     * catches up on its own once its client reads again (docs/graphql.md, "Slow clients"). */
+    size_t (*queued)(void *ud);
 } hr_gql_sink_t;
+
+/* The queued bytes above which a subscriber is held back (see hr_gql_sink_t.queued). */
+#define HR_GQL_SLOW_QUEUED (1024u * 1024)
+/* The most bytes one serialised query or mutation result may take (docs/api.md); a bigger one
+ * is answered with a RESULT_TOO_LARGE error instead, over HTTP and WebSocket alike. */
+#define HR_GQL_MAX_RESULT (16u * 1024 * 1024)
+
+/* Active subscriptions by kind, for /metrics. */
+typedef struct hr_gqlsvc_counts {
+    size_t events_stream, event, stats;
+} hr_gqlsvc_counts_t;
 
 /* Made and freed by the service (graphql_svc.c). */
 int hr_gqlsvc_new(hr_api_ctx_t *ctx, hr_gqlsvc_t **out, hr_err_t *err);
@@ -60,9 +76,14 @@ int hr_gqlsvc_subscribe(hr_gqlsvc_t *svc, hr_gql_op_t *op, const hr_gql_sink_t *
 /* Ends a subscription from the client's side; no sink callback runs during or after it. Safe to
  * call from inside a sink callback only before complete. */
 void hr_gqlsvc_unsubscribe(hr_gqlsub_t *sub);
+/* The subscriptions active now (svc may be NULL: all zero). */
+void hr_gqlsvc_counts(const hr_gqlsvc_t *svc, hr_gqlsvc_counts_t *out);
 
 /* Inside the transport: graphql_http.c's hr_graphql_register adds the WebSocket subprotocols of
  * graphql_ws.c on the same path (ctx->graphql is set before). */
 int hr_graphql_ws_register(hr_server_t *srv, hr_api_ctx_t *ctx, const char *path);
+/* A query or mutation result (borrowed) serialised for the client: a new string of *len bytes,
+ * or, past HR_GQL_MAX_RESULT bytes, {"errors":[…RESULT_TOO_LARGE…]} (graphql_http.c). */
+char *hr_graphql_dump_result(json_t *result, size_t *len);
 
 #endif

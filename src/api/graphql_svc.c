@@ -734,3 +734,9 @@ void hr_gqlsvc_unsubscribe(hr_gqlsub_t *sub)
 {
     hr_gqlhub_unsubscribe(sub);
 }
+
+void hr_gqlsvc_counts(const hr_gqlsvc_t *svc, hr_gqlsvc_counts_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (svc && svc->hub) hr_gqlhub_counts(svc->hub, out);
+}

@@ -37,6 +37,7 @@ void hr_gqlhub_free(hr_gqlhub_t *h);
 int hr_gqlhub_subscribe(hr_gqlhub_t *h, hr_gql_op_t *op, char *key, const hr_gql_sink_t *sink,
                         hr_gqlsub_t **out, json_t **errors);
 void hr_gqlhub_unsubscribe(hr_gqlsub_t *sub);
+void hr_gqlhub_counts(const hr_gqlhub_t *h, hr_gqlsvc_counts_t *out);
 /* Something changed the delivery state of event id (a mutation): live event(id) views look. */
 void hr_gqlhub_event_changed(hr_gqlhub_t *h, const char *id);
 

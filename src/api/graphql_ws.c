@@ -20,7 +20,7 @@
  * The admin secret (when one is set): connectionParams (the connection_init payload) holds it as
  * x-herald-admin-secret or x-hasura-admin-secret, at the top or inside a "headers" object (as
  * Hasura's console sends it), names compared without regard to case; without it there, the
- * upgrade request's own headers may carry it. Compared in constant time.
+ * upgrade request's own headers may carry it. Compared in constant time (hr_api_same_secret).
  *
  * Results reach the socket with one copy: a subscription's payload, serialised once by the
  * service for all its subscribers, is framed by the operation's prefix {"id":…,"type":"next",
@@ -31,8 +31,6 @@
  * unsubscribe. */
 #include "api/graphql_int.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,14 +75,6 @@ struct session {
 
 /* ---- the admin secret ---------------------------------------------------------------------- */
 
-static int same_secret(const char *want, const char *got)
-{
-    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)want, strlen(want), a);
-    SHA256((const unsigned char *)got, strlen(got), b);
-    return CRYPTO_memcmp(a, b, sizeof a) == 0;
-}
-
 static int secret_set(const hr_api_ctx_t *ctx)
 {
     return ctx->admin_secret && *ctx->admin_secret;
@@ -111,7 +101,7 @@ static int authorized(const session_t *s, json_t *params)
     const char *got = secret_in(params);
     if (!got) got = secret_in(json_object_get(params, "headers"));
     if (!got) return s->header_auth;
-    return same_secret(s->ctx->admin_secret, got);
+    return hr_api_same_secret(s->ctx->admin_secret, got);
 }
 
 /* ---- sending --------------------------------------------------------------------------------- */
@@ -196,6 +186,12 @@ static void on_sink_next(void *ud, const char *payload, size_t len)
     send_result(o->s, o->prefix, o->prefix_len, payload, len);
 }
 
+static size_t on_sink_queued(void *ud)
+{
+    op_t *o = ud;
+    return hr_ws_queued(o->s->ws);
+}
+
 static void on_sink_complete(void *ud, json_t *errors)
 {
     op_t *o = ud;
@@ -233,7 +229,8 @@ static op_t *op_new(session_t *s, const char *id)
     o->id = o->prefix + plen + 1;
     memcpy(o->id, id, idlen + 1);
     o->s = s;
-    o->sink = (hr_gql_sink_t){.next = on_sink_next, .complete = on_sink_complete, .ud = o};
+    o->sink = (hr_gql_sink_t){
+        .next = on_sink_next, .complete = on_sink_complete, .queued = on_sink_queued, .ud = o};
     return o;
 }
 
@@ -260,7 +257,8 @@ static void run(session_t *s, const char *id, json_t *payload)
     if (hr_gql_op_kind(gop) != HR_GQL_SUBSCRIPTION) {
         json_t *result = hr_gqlsvc_execute(svc, gop);
         hr_gql_op_free(gop);
-        char *text = result ? json_dumps(result, DUMP_FLAGS) : NULL;
+        size_t tlen = 0;
+        char *text = result ? hr_graphql_dump_result(result, &tlen) : NULL;
         json_decref(result);
         if (!text) {
             send_error(s, id, errors_of("the operation failed"));
@@ -268,7 +266,7 @@ static void run(session_t *s, const char *id, json_t *payload)
         }
         size_t plen = 0;
         char *prefix = result_prefix(s, id, &plen);
-        if (prefix) send_result(s, prefix, plen, text, strlen(text));
+        if (prefix) send_result(s, prefix, plen, text, tlen);
         free(prefix);
         free(text);
         send_with_id(s, id, "complete");
@@ -468,7 +466,7 @@ static void on_open(hr_ws_t *ws, void *ud)
     if (secret_set(ctx)) {
         const char *got = hr_ws_header(ws, "x-herald-admin-secret");
         if (!got) got = hr_ws_header(ws, "x-hasura-admin-secret");
-        s->header_auth = got && same_secret(ctx->admin_secret, got);
+        s->header_auth = got && hr_api_same_secret(ctx->admin_secret, got);
     }
     hr_ws_set_data(ws, s);
     hr_ws_timer(ws, INIT_TIMEOUT_MS);

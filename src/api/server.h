@@ -130,6 +130,8 @@ typedef struct hr_ws_part {
     size_t len;
 } hr_ws_part_t;
 int hr_ws_sendv(hr_ws_t *ws, const hr_ws_part_t *parts, size_t n);
+/* The bytes queued and not yet written to the socket (0 once the connection is gone). */
+size_t hr_ws_queued(const hr_ws_t *ws);
 /* Calls handlers.timer once after ms milliseconds, replacing a pending timer; ms 0 cancels. */
 void hr_ws_timer(hr_ws_t *ws, uint64_t ms);
 /* Writes what is queued, then closes with code (1000..4999) and reason (cut to 123 bytes at a

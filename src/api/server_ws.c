@@ -468,6 +468,11 @@ int hr_ws_sendv(hr_ws_t *ws, const hr_ws_part_t *parts, size_t n)
     return 0;
 }
 
+size_t hr_ws_queued(const hr_ws_t *ws)
+{
+    return ws->wsi ? ws->queued : 0;
+}
+
 int hr_ws_send(hr_ws_t *ws, const char *text, size_t len)
 {
     hr_ws_part_t part = {text, len};

@@ -17,9 +17,10 @@ const cluster = useCluster();
 const ITEMS = 'CREATE TABLE items (id int PRIMARY KEY, v text)';
 
 /** A stack with a trigger on items (insert, update, manual) and one on emitted order.* events. */
-function gqlStack(backend, { retry, itemsRetry } = {}) {
+function gqlStack(backend, { retry, itemsRetry, env } = {}) {
   return stack(cluster, {
     backend,
+    ...(env ? { env } : {}),
     sql: ITEMS,
     triggers: (r) => [
       {
@@ -447,4 +448,147 @@ forBackends('stats: pushed at once, again when a count changes', async (t, backe
   await ok(s, 'mutation { emit(type: "order.x", payload: {}) { id } }');
   await sub.until((r) => dead(r.at(-1)) === 1, 'one dead event');
   for (let i = 1; i < sub.results.length; i++) assert.notDeepEqual(sub.results[i], sub.results[i - 1], 'pushed on change only');
+});
+
+// ---- load: slow clients and many catch-ups (docs/graphql.md, "Slow clients") ----
+
+/** herald's resident memory in bytes (/proc/<pid>/status VmRSS). */
+async function rss(s) {
+  const { readFile } = await import('node:fs/promises');
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${s.herald.pid}/status`, 'utf8'));
+  return Number(m[1]) * 1024;
+}
+
+/**
+ * A raw graphql-transport-ws socket past connection_ack: c.sock, c.events (the events_stream
+ * events of every "next", in order), c.closed, c.until(pred, what).
+ */
+async function rawClient(t, s) {
+  const sock = new WebSocket(s.herald.url('/v1/graphql').replace(/^http/, 'ws'), ['graphql-transport-ws']);
+  const c = { sock, events: [], messages: 0, closed: null, acked: false, waiters: new Set() };
+  t.after(() => sock.terminate());
+  const check = () => {
+    for (const w of [...c.waiters]) {
+      if (w.pred(c)) {
+        c.waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve();
+      } else if (c.closed) {
+        c.waiters.delete(w);
+        clearTimeout(w.timer);
+        w.reject(new Error(`closed ${JSON.stringify(c.closed)} before ${w.what} (${c.events.length} events)`));
+      }
+    }
+  };
+  sock.on('message', (data) => {
+    const m = JSON.parse(data.toString());
+    if (m.type === 'connection_ack') c.acked = true;
+    if (m.type === 'next') {
+      c.messages++;
+      for (const e of m.payload.data.events_stream) c.events.push(e);
+    }
+    check();
+  });
+  sock.on('close', (code, reason) => {
+    c.closed = { code, reason: reason.toString() };
+    check();
+  });
+  sock.on('error', () => {});
+  c.until = (pred, what, timeoutMs = 60000) => new Promise((resolve, reject) => {
+    const w = { pred, what, resolve, reject };
+    w.timer = setTimeout(() => {
+      c.waiters.delete(w);
+      reject(new Error(`timed out waiting for ${what} (${c.events.length} events, closed ${JSON.stringify(c.closed)})`));
+    }, timeoutMs);
+    c.waiters.add(w);
+    check();
+  });
+  await new Promise((resolve, reject) => {
+    sock.once('open', resolve);
+    sock.once('error', reject);
+  });
+  sock.send(JSON.stringify({ type: 'connection_init' }));
+  await c.until((x) => x.acked, 'connection_ack', 10000);
+  c.subscribe = (id, variables) => sock.send(JSON.stringify({ id, type: 'subscribe', payload: { query: STREAM, variables } }));
+  return c;
+}
+
+/** Connects a graphql-transport-ws client from a child process: {code 0, out "ack <ms>"} or not. */
+async function ackProbe(s) {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const url = s.herald.url('/v1/graphql').replace(/^http/, 'ws');
+  const script = `const WebSocket = require('ws'); const t0 = Date.now();
+    const w = new WebSocket(${JSON.stringify(url)}, ['graphql-transport-ws']);
+    w.on('open', () => w.send(JSON.stringify({type: 'connection_init'})));
+    w.on('message', (d) => { if (JSON.parse(d).type === 'connection_ack') { console.log('ack', Date.now() - t0); process.exit(0); } });
+    w.on('close', (c, r) => { console.log('closed', c, String(r)); process.exit(1); });
+    w.on('error', (e) => { console.log('error', e.message); process.exit(1); });
+    setTimeout(() => { console.log('no answer in 20 s'); process.exit(1); }, 20000);`;
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', script], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out: out.trim() }));
+  });
+}
+
+onBackend('postgres', 'events_stream: a client that stops reading holds bounded memory, then gets every event once, in order', { timeout: 240000 }, async (t) => {
+  // ASan keeps freed memory in quarantine (256 MiB by default): RSS would show that, not herald.
+  const s = await gqlStack('postgres', { env: { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? ''}:quarantine_size_mb=0` } });
+  const slow = await rawClient(t, s);
+  slow.subscribe('slow', { seq: 0, n: 100 });
+  const client = wsClient(t, s);
+  const reader = subscribe(client, STREAM, { seq: 0, n: 100 });
+  // Both at the tail (an event streamed to each), then the slow one stops reading its socket.
+  await s.db.query("INSERT INTO items VALUES (0, 'first')");
+  await slow.until((c) => c.events.length === 1, 'the first event');
+  await reader.until((r) => streamed(r).length === 1, 'the first event');
+  slow.sock._socket.pause();
+  const before = await rss(s);
+  // About 40 MB of events: over the 16 MiB a socket may queue before being closed with 1008
+  // (which is what happened before slow subscribers were held back).
+  const N = 10000;
+  for (let k = 0; k < N; k += 1000) {
+    await s.db.query("INSERT INTO items SELECT g, repeat('x', 4000) FROM generate_series($1::int, $1::int + 999) g", [k + 1]);
+  }
+  await reader.until((r) => streamed(r).length === N + 1, 'every event at the reading client', 120000);
+  const grown = (await rss(s)) - before;
+  assert.ok(grown < 40 * 1024 * 1024, `herald grew by ${(grown / 1048576).toFixed(1)} MiB while a client did not read`);
+  assert.equal(slow.closed, null, 'the slow client is not disconnected');
+  // It reads again: every event once, in order, and it rejoins the tail.
+  slow.sock._socket.resume();
+  await slow.until((c) => c.events.length >= N + 1, 'every event at the slow client', 120000);
+  const want = seqs(streamed(reader.results));
+  assert.deepEqual(seqs(slow.events), want);
+  await s.db.query("INSERT INTO items VALUES (-1, 'after')");
+  await slow.until((c) => c.events.length === N + 2, 'the next event');
+  await reader.until((r) => streamed(r).length === N + 2, 'the next event');
+  assert.deepEqual(seqs(slow.events), seqs(streamed(reader.results)));
+});
+
+onBackend('postgres', '200 subscribers catching up over a 5,000-event backlog all complete in order; new clients are acknowledged meanwhile', { timeout: 240000 }, async (t) => {
+  const s = await gqlStack('postgres');
+  const N = 5000;
+  await s.db.query("INSERT INTO items SELECT g, repeat('y', 500) FROM generate_series(1, $1::int) g", [N]);
+  const log = (await logRows(s.db, 'public.items')).map((l) => Number(l.seq)).sort((a, b) => a - b);
+  assert.equal(log.length, N);
+  const subs = await Promise.all(Array.from({ length: 200 }, () => rawClient(t, s)));
+  for (const c of subs) c.subscribe('s', { seq: 0, n: 100 });
+  // While they catch up, new sockets get connection_ack, not 4408 (connection_init within 3 s).
+  // The probe runs in a process of its own: this one is busy parsing the subscribers' messages.
+  let probes = 0;
+  while (subs.some((c) => c.events.length < N) && probes < 20) {
+    const r = await ackProbe(s);
+    assert.equal(r.code, 0, `a new client during the catch-up: ${r.out}`);
+    probes++;
+  }
+  await Promise.all(subs.map((c, i) => c.until((x) => x.events.length >= N, `subscriber ${i}: ${N} events`, 180000)));
+  for (const c of subs) {
+    assert.equal(c.closed, null);
+    assert.deepEqual(seqs(c.events), log);
+  }
+  assert.ok(probes >= 1);
 });

@@ -559,3 +559,43 @@ e2eTest('graphql-ws: raw: a wrong secret gets connection_error, then the socket 
   // No connection_init at all: 4408, as with graphql-transport-ws.
   await expectClose(open('graphql-ws'), 4408, 'Connection initialisation timeout');
 });
+
+// ---- the result cap (docs/api.md: 16 MiB) ----
+
+/**
+ * A query within every engine cap (64 KiB, 10,000 tokens, 2,000 selections) whose result is tens
+ * of MB: `spreads` root aliases of __schema { types { fields { ...F } } }, F asking k times for a
+ * field's name under aliases of 100 characters.
+ */
+const HUGE = (spreads, k) => {
+  const key = (i) => `k${String(i).padStart(99, '0')}`;
+  const roots = Array.from({ length: spreads }, (_, i) => `r${i}: __schema { types { fields { ...F } } }`);
+  const names = Array.from({ length: k }, (_, i) => `${key(i)}: name`);
+  return `{ ${roots.join(' ')} } fragment F on __Field { ${names.join(' ')} }`;
+};
+
+e2eTest('a result over 16 MiB is answered with RESULT_TOO_LARGE, over HTTP and WebSocket; a smaller one whole', async () => {
+  const small = await gql({ body: { query: HUGE(1, 10) } });
+  assert.equal(small.status, 200, small.text.slice(0, 300));
+  assert.equal(small.json.errors, undefined);
+  const query = HUGE(4, 480);
+  assert.ok(query.length < 64 * 1024);
+  const expected = (small.text.length * 4 * 480) / 10;
+  assert.ok(expected > 20 * 1024 * 1024, `the big query would answer about ${expected} bytes: under the cap`);
+  const r = await gql({ body: { query } });
+  assert.equal(r.status, 200);
+  assert.ok(r.text.length < 4096, `the answer is ${r.text.length} bytes`);
+  assert.equal(r.json.data, undefined);
+  assert.equal(r.json.errors[0].extensions.code, 'RESULT_TOO_LARGE');
+  assert.match(r.json.errors[0].message, /larger than 16777216 bytes/);
+  // The same over graphql-transport-ws: a next with the error, then complete; the socket stays.
+  const c = await ready();
+  c.send({ id: 'big', type: 'subscribe', payload: { query } });
+  const next = await c.next((m) => m.id === 'big' && m.type === 'next', { timeoutMs: 60000 });
+  assert.equal(next.payload.errors[0].extensions.code, 'RESULT_TOO_LARGE');
+  await c.next((m) => m.id === 'big' && m.type === 'complete');
+  c.send({ id: 'after', type: 'subscribe', payload: { query: TRIGGERS } });
+  const after = await c.next((m) => m.id === 'after' && m.type === 'next');
+  assert.ok(Array.isArray(after.payload.data.triggers));
+  c.sock.close();
+});
