@@ -21,6 +21,7 @@
  * a check pending on the store ends at the latest when the store closes — closes its timers and
  * the worker's store, frees itself and calls done. */
 #include "api/api.h"
+#include "api/graphql_int.h"
 
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -420,6 +421,25 @@ static void write_metrics(hr_ops_t *o, hr_buf_t *b)
     family(b, "herald_http_request_timeouts_total", "counter",
            "Connections of the HTTP API closed because a request body arrived too slowly.");
     hr_buf_printf(b, "herald_http_request_timeouts_total %" PRIu64 "\n", ss.timeouts);
+    family(b, "herald_websocket_sessions", "gauge", "WebSocket sessions open now.");
+    hr_buf_printf(b, "herald_websocket_sessions %" PRIu64 "\n", ss.ws_open);
+    family(b, "herald_websocket_upgrades_total", "counter",
+           "WebSocket upgrade requests, by outcome (accepted, or refused with a 4xx/503).");
+    hr_buf_printf(b, "herald_websocket_upgrades_total{outcome=\"accepted\"} %" PRIu64 "\n",
+                  ss.ws_accepted);
+    hr_buf_printf(b, "herald_websocket_upgrades_total{outcome=\"refused\"} %" PRIu64 "\n",
+                  ss.ws_refused);
+    family(b, "herald_websocket_slow_closes_total", "counter",
+           "WebSocket sessions closed with 1008 because their client did not read.");
+    hr_buf_printf(b, "herald_websocket_slow_closes_total %" PRIu64 "\n", ss.ws_slow);
+    hr_gqlsvc_counts_t gc;
+    hr_gqlsvc_counts(ctx->graphql, &gc);
+    family(b, "herald_graphql_subscriptions", "gauge",
+           "GraphQL subscriptions active now, by root field.");
+    hr_buf_printf(b, "herald_graphql_subscriptions{kind=\"events_stream\"} %zu\n",
+                  gc.events_stream);
+    hr_buf_printf(b, "herald_graphql_subscriptions{kind=\"event\"} %zu\n", gc.event);
+    hr_buf_printf(b, "herald_graphql_subscriptions{kind=\"stats\"} %zu\n", gc.stats);
 
     for (size_t i = 0; i < r.n; i++)
         free(r.v[i].label);

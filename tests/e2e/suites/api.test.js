@@ -1,6 +1,7 @@
 // The HTTP API of `herald serve` around the metadata endpoint: /healthz, /readyz (200, then 503
 // with the reason when the schema is at another version or PostgreSQL is stopped, 200 again),
 // /metrics (promtool finds nothing; counters and histograms match what the receiver saw; the
+// WebSocket and GraphQL subscription gauges; the
 // status gauges), the admin secret (401 on /v1/metadata and /metrics without it, health stays
 // open), the listen address (non-loopback without a secret: exit 2; a busy port: exit 1; off),
 // request limits (413, oversized headers and URLs, a slowloris client) and shutdown with API
@@ -14,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { BACKENDS, e2eTest, forBackends, onBackend, serveTracked, stack, useCluster } from '../lib/fixture.js';
 import { run, writeConfig } from '../lib/herald.js';
 import { startPg } from '../lib/pg.js';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { waitUntil } from '../lib/util.js';
 
 const cluster = useCluster();
@@ -242,6 +245,52 @@ describe('metrics', () => {
     assert.ok(sample(m, 'herald_http_requests_total') >= 2);
     assert.ok(sample(m, 'herald_http_requests_in_flight') >= 1, 'the scrape itself');
     assert.equal(await s.herald.stop(), 0, 'a clean exit (the sanitizers find no leak)');
+  });
+
+  e2eTest(`${ANY}: WebSocket sessions and GraphQL subscriptions by kind`, async (t) => {
+    const s = await stack(cluster, { backend: ANY, triggers: () => [] });
+    const m0 = (await scrape(s.herald)).samples;
+    assert.equal(sample(m0, 'herald_websocket_sessions'), 0);
+    assert.equal(sample(m0, 'herald_websocket_upgrades_total', { outcome: 'accepted' }), 0);
+    assert.equal(sample(m0, 'herald_websocket_upgrades_total', { outcome: 'refused' }), 0);
+    assert.equal(sample(m0, 'herald_websocket_slow_closes_total'), 0);
+    for (const kind of ['events_stream', 'event', 'stats']) assert.equal(sample(m0, 'herald_graphql_subscriptions', { kind }), 0);
+    const wsUrl = s.herald.url('/v1/graphql').replace(/^http/, 'ws');
+    // An unknown subprotocol is refused with 400.
+    const refused = new WebSocket(wsUrl, ['nope']);
+    await new Promise((resolve) => {
+      refused.on('unexpected-response', resolve);
+      refused.on('error', resolve);
+    });
+    const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+    t.after(() => client.dispose());
+    const sub = (query) => new Promise((resolve, reject) => {
+      const dispose = client.subscribe({ query }, { next: () => resolve(dispose), error: reject, complete: () => {} });
+    });
+    const seen = (m, a, b, c) => sample(m, 'herald_graphql_subscriptions', { kind: 'events_stream' }) === a &&
+      sample(m, 'herald_graphql_subscriptions', { kind: 'event' }) === b &&
+      sample(m, 'herald_graphql_subscriptions', { kind: 'stats' }) === c;
+    client.subscribe({ query: 'subscription { events_stream(cursor: {initial_value: {seq: 0}}, batch_size: 10) { seq } }' }, { next() {}, error() {}, complete() {} });
+    client.subscribe({ query: 'subscription { events_stream(cursor: {initial_value: {seq: 0}}, batch_size: 5) { seq } }' }, { next() {}, error() {}, complete() {} });
+    client.subscribe({ query: 'subscription { event(id: "00000000-0000-4000-8000-000000000000") { id } }' }, { next() {}, error() {}, complete() {} });
+    const stats = await sub('subscription { stats { trigger } }');
+    const m1 = await waitUntil(async () => {
+      const x = await scrape(s.herald);
+      return seen(x.samples, 2, 1, 1) ? x : null;
+    }, { message: 'two events_stream, one event, one stats subscription' });
+    promtoolCheck(m1.text);
+    assert.equal(sample(m1.samples, 'herald_websocket_sessions'), 1);
+    assert.equal(sample(m1.samples, 'herald_websocket_upgrades_total', { outcome: 'accepted' }), 1);
+    assert.equal(sample(m1.samples, 'herald_websocket_upgrades_total', { outcome: 'refused' }), 1);
+    stats();
+    await waitUntil(async () => seen((await scrape(s.herald)).samples, 2, 1, 0), { message: 'the stats subscription ended' });
+    await client.dispose();
+    const m2 = await waitUntil(async () => {
+      const x = await scrape(s.herald);
+      return seen(x.samples, 0, 0, 0) && sample(x.samples, 'herald_websocket_sessions') === 0 ? x : null;
+    }, { message: 'no session, no subscription' });
+    promtoolCheck(m2.text);
+    assert.equal(sample(m2.samples, 'herald_websocket_upgrades_total', { outcome: 'accepted' }), 1);
   });
 
   forBackends('the status gauges count a backlog while the receiver stalls', async (t, backend) => {
