@@ -120,8 +120,6 @@ void hr_sq_source(const hr_trigger_def_t *t, hr_buf_t *out);
 void hr_sq_filter_sql(const hr_trigger_def_t *t, int first, hr_buf_t *sql, int *nparams);
 /* Binds the parameters of hr_sq_filter_sql; the text is copied. */
 void hr_sq_filter_bind(sqlite3_stmt *s, const hr_trigger_def_t *t, int first);
-/* Parses RFC 3339 ("2026-11-23T12:00:00.5+01:00", "…Z", a space for T) into unix µs. */
-int hr_sq_parse_time(const char *s, int64_t *us);
 /* Unix µs as herald's timestamp text; out has room for 32 bytes. */
 void hr_sq_format_time(int64_t us, char *out);
 

@@ -465,13 +465,13 @@ int hr_sq_replay(hr_store_t *st, const char *trigger, const hr_replay_range_t *r
     char from[32] = "", to[32] = "9999";
     int64_t us;
     if (range && range->from_time) {
-        if (hr_sq_parse_time(range->from_time, &us) != 0)
+        if (hr_parse_rfc3339_us(range->from_time, &us) != 0)
             return hr_err_set(err, HR_EINVAL, "invalid time %s (expected RFC 3339)",
                               range->from_time);
         hr_sq_format_time(us, from);
     }
     if (range && range->to_time) {
-        if (hr_sq_parse_time(range->to_time, &us) != 0)
+        if (hr_parse_rfc3339_us(range->to_time, &us) != 0)
             return hr_err_set(err, HR_EINVAL, "invalid time %s (expected RFC 3339)",
                               range->to_time);
         hr_sq_format_time(us, to);
@@ -547,7 +547,7 @@ static int status_one(hr_store_t *st, const hr_trigger_def_t *t, int64_t now, js
         int64_t at = 0;
         const char *oldest = col_text(s, 4);
         json_object_set_new(o, "lag_seconds",
-                            oldest && hr_sq_parse_time(oldest, &at) == 0
+                            oldest && hr_parse_rfc3339_us(oldest, &at) == 0
                                 ? json_real((double)llround((double)(now - at) / 1000) / 1000)
                                 : json_null());
         json_array_append_new(arr, o);

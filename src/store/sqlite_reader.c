@@ -285,7 +285,7 @@ int hr_sq_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, hr_s
             sqlite3_bind_text(s, 1, t->name, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(s, 2, nows, -1, SQLITE_TRANSIENT);
             if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL &&
-                hr_sq_parse_time((const char *)sqlite3_column_text(s, 0), &due_us) != 0)
+                hr_parse_rfc3339_us((const char *)sqlite3_column_text(s, 0), &due_us) != 0)
                 due_us = now;
             sqlite3_reset(s);
         }

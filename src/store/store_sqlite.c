@@ -197,47 +197,6 @@ char *hr_sq_col_dup(sqlite3_stmt *s, int i)
     return t ? hr_xstrdup((const char *)t) : NULL;
 }
 
-int hr_sq_parse_time(const char *s, int64_t *us)
-{
-    int y, mo, d, h, mi, sec, n = 0;
-    char sep;
-    if (sscanf(s, "%4d-%2d-%2d%c%2d:%2d:%2d%n", &y, &mo, &d, &sep, &h, &mi, &sec, &n) != 7 ||
-        (sep != 'T' && sep != 't' && sep != ' '))
-        return HR_EINVAL;
-    const char *p = s + n;
-    int64_t frac = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6) frac = frac * 10 + (*p - '0');
-        if (!digits) return HR_EINVAL;
-        for (; digits < 6; digits++)
-            frac *= 10;
-    }
-    int64_t off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om, m = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5) return HR_EINVAL;
-        off = (int64_t)(oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else if (*p) {
-        return HR_EINVAL;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return HR_EINVAL;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    *us = ((int64_t)t - off) * 1000000 + frac;
-    return 0;
-}
-
 void hr_sq_format_time(int64_t us, char *out)
 {
     hr_format_rfc3339_us(us, out, 32);

@@ -83,54 +83,6 @@ static void put_text(hr_wsql_t *w, char *s, int type)
         hr_buf_printf(&w->sql, "?%zu", w->n);
 }
 
-/* Unix µs of an RFC 3339 time ("2026-11-23", "2026-11-23T12:00", "…:05.5Z", "…+02:00"; no zone
- * is UTC); -1 when it is not one. */
-static int parse_time(const char *s, int64_t *us)
-{
-    int f[6] = {0}, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &f[0], &f[1], &f[2], &n) != 3 || n != 10) return -1;
-    const char *p = s + n;
-    int64_t frac = 0;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        int m = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &f[3], &f[4], &m) != 2 || m != 5) return -1;
-        p += 1 + m;
-        if (*p == ':') {
-            if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2])) return -1;
-            f[5] = (p[1] - '0') * 10 + (p[2] - '0');
-            p += 3;
-            if (*p == '.') {
-                int digits = 0;
-                for (p++; isdigit((unsigned char)*p); p++, digits++)
-                    if (digits < 6) frac = frac * 10 + (*p - '0');
-                if (!digits) return -1;
-                for (; digits < 6; digits++)
-                    frac *= 10;
-            }
-        }
-    }
-    int64_t off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, m = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &m) != 2 || m != 5) return -1;
-        off = (int64_t)(hh * 3600 + mm * 60) * (*p == '-' ? -1 : 1);
-        p += 1 + m;
-    }
-    if (*p) return -1;
-    if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 60)
-        return -1;
-    struct tm tm = {.tm_year = f[0] - 1900,
-                    .tm_mon = f[1] - 1,
-                    .tm_mday = f[2],
-                    .tm_hour = f[3],
-                    .tm_min = f[4],
-                    .tm_sec = f[5]};
-    *us = ((int64_t)timegm(&tm) - off) * 1000000 + frac;
-    return 0;
-}
-
 static const char *const states[] = {"pending", "delivered", "retrying", "dead"};
 
 /* Appends the parameter for v (of the field's type) or fails. */
@@ -163,7 +115,7 @@ static int value(hr_wsql_t *w, const json_t *v, int type, const char *path, hr_e
     } else if (type == T_TIME) {
         int64_t us;
         char buf[40];
-        if (parse_time(s, &us) != 0) goto bad;
+        if (hr_parse_rfc3339_us(s, &us) != 0) goto bad;
         hr_format_rfc3339_us(us, buf, sizeof buf);
         put_text(w, hr_xstrdup(buf), type);
     } else {
@@ -439,7 +391,7 @@ static int cmp_value(const json_t *ev, const json_t *v, int type, int *out)
     if (type == T_TIME) {
         int64_t us;
         char buf[40];
-        if (parse_time(s, &us) != 0) return -1;
+        if (hr_parse_rfc3339_us(s, &us) != 0) return -1;
         hr_format_rfc3339_us(us, buf, sizeof buf);
         int c = strcmp(a, buf); /* herald's time text: text order is time order */
         *out = c < 0 ? -1 : c > 0;
