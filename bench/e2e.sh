@@ -26,7 +26,10 @@
 # HERALD (path of the binary; default build/herald), PG_BIN (/usr/lib/postgresql/15/bin),
 # DRAIN_TIMEOUT_S (60: seconds without progress before events are declared missing),
 # PG_OPTS (more server options, e.g. "-c log_autovacuum_min_duration=0"),
-# SAMPLES_DIR (keep every latency sample of each phase there), KEEP (keep the work directory).
+# SAMPLES_DIR (keep every latency sample of each phase there), KEEP (keep the work directory),
+# TRIGGERS (1: the bench trigger; K > 1 adds K - 1 triggers on tables of their own that stay
+# idle, so that phases 3 and 4 show what each running trigger costs), ONLY=latency (run phases 3
+# and 4 only, and print their rows; by default every phase runs).
 set -euo pipefail
 export LC_ALL=C
 
@@ -39,6 +42,9 @@ IDLE_S=${IDLE_S:-10}
 DRAIN_TIMEOUT_S=${DRAIN_TIMEOUT_S:-60}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 HERALD=${HERALD:-$ROOT/build/herald}
+TRIGGERS=${TRIGGERS:-1}
+ONLY=${ONLY:-}
+case "$ONLY" in '' | latency) ;; *) echo "bench: ONLY must be empty or latency" >&2; exit 2 ;; esac
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -243,6 +249,16 @@ triggers:
     webhook: http://127.0.0.1:$RPORT/hook
     start: now
 EOF
+for k in $(seq 2 "$TRIGGERS"); do
+  psql_q "CREATE TABLE bench_idle_$k(id bigserial PRIMARY KEY, payload text)" >/dev/null
+  {
+    echo "  - name: bench_idle_$k"
+    echo "    table: public.bench_idle_$k"
+    echo "    operations: [insert]"
+    echo "    webhook: http://127.0.0.1:$RPORT/idle"
+    echo "    start: now"
+  } >>"$DIR/herald.yaml"
+done
 
 "$DIR/receiver" --port "$RPORT" --out "$DIR/recv.out" --status "$DIR/recv.status" \
   --samples "$DIR/samples.txt" 2>"$DIR/receiver.log" &
@@ -254,6 +270,8 @@ start_herald
 FAILED=0
 MISSING=" (INCOMPLETE: events missing)"
 
+HWM1_KB=0
+if [ "$ONLY" != latency ]; then
 # --- 1. throughput: live writes -------------------------------------------------------------
 PER_CLIENT=$((N / CLIENTS))
 ROWS1=$((PER_CLIENT * CLIENTS))
@@ -309,6 +327,7 @@ FIRST_MS2=$(calc "($FIRST2 - $START_US) / 1e3" %.0f)
 HCPU2_US=$(calc "$((H1 - H0)) / $CLK_TCK * 1e6 / $DIST2" %.0f)
 DCPU2_US=$(calc "$((D1 - D0)) / $CLK_TCK * 1e6 / $DIST2" %.0f)
 log "phase 2: $DIST2/$ROWS2 rows drained at $EPS2 events/s"
+fi
 
 # --- 3. latency at a steady rate ------------------------------------------------------------
 log "phase 3: $RATE events/s for $LAT_S s"
@@ -342,6 +361,23 @@ PGREST4=$(calc "100 * ($((P1 - P0 - (D1 - D0)))) / $CLK_TCK / ($W1 - $W0) / $(np
 HWM2_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$HERALD_PID/status")
 RSS_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$HERALD_PID/status")
 HWM_KB=$((HWM1_KB > HWM2_KB ? HWM1_KB : HWM2_KB))
+
+if [ "$ONLY" = latency ]; then
+  {
+    echo "| figure ($TRIGGERS trigger(s)) | result |"
+    echo "|---|---|"
+    echo "| latency at $RATE events/s for $LAT_S s, commit → receipt, p50 / p99 / max: whole run | **$C3_ALL ms**$NOTE3 ($DIST3 rows, pgbench $TPS3 tx/s) |"
+    echo "| the same after its first second (herald already awake) | $C3_STEADY ms |"
+    echo "| the same run seen by the receiver alone, insert → receipt; of which insert → commit | $(kv lat_p50_ms "$DIR/phase3.out") / $(kv lat_p99_ms "$DIR/phase3.out") / $(kv lat_max_ms "$DIR/phase3.out") ms; $C3_INS ms |"
+    echo "| idle CPU over $IDLE_S_REAL s: herald / its PostgreSQL backend answering the polls | $IDLE_PCT % / $IDLE_PG_PCT % of one core |"
+    echo "| machine busy before the run / while herald idled (of which the rest of this PostgreSQL) | $BG_PCT % / $BUSY4 % ($PGREST4 %) of $(nproc) cores |"
+  } >"$DIR/table.md"
+  echo
+  cat "$DIR/table.md"
+  if [ -n "${OUT:-}" ]; then cp "$DIR/table.md" "$OUT"; fi
+  [ "$FAILED" = 0 ] || { log "some events were not delivered: see the INCOMPLETE rows"; exit 1; }
+  exit 0
+fi
 
 # --- 2b. bulk commit: N rows in one INSERT ... SELECT while herald runs -------------------------
 log "phase 2b: $N rows committed in one INSERT ... SELECT while herald delivers"

@@ -33,9 +33,17 @@
  *      unread: it is read again later from the stored cursor. While a read-ahead is in flight
  *      no other log read of the trigger starts.
  *
- * Waking up: one timer polls idle triggers, every poll_min while events keep coming and backing
- * off to poll_max when idle. A page that was full is followed by the next read at once. A store
- * that can tell when the database changed (SQLite's WAL watch) calls hr_dispatcher_wake.
+ * Waking up: one timer (tick) polls idle triggers, every poll_min while events keep coming and
+ * backing off to poll_max when idle. A page that was full is followed by the next read at once.
+ * A store that can tell when the database changed (SQLite's WAL watch) calls hr_dispatcher_wake.
+ * A store with a change token (PostgreSQL: pg_current_snapshot(), which every commit changes;
+ * see pg_probe.c) is asked for it by a second timer (probe) every probe_us (10 ms), one
+ * statement for all triggers, whenever the tick is due later than that (after the first few
+ * polls of a lull): a token different from the previous answer is handled as
+ * hr_dispatcher_wake, so the first events after a lull wait ~probe_us instead of up to
+ * poll_max. The probe only ever brings a poll forward; the tick's backoff schedule is unchanged
+ * and remains the safety net (a failed probe forgets the token and waits for the next answer,
+ * polls go on meanwhile). At most one probe is in flight; closing waits for it (db_busy).
  *
  * Scheduled events. The scheduler (src/sched/scheduler.c) runs on this loop and writes each
  * fire of a schedule to the log (op CRON); a schedule is a trigger with cron set, so its fires
@@ -143,6 +151,9 @@ struct hr_dispatcher {
     trig_t *trigs;
     uv_timer_t tick;
     uv_timer_t grace;
+    uv_timer_t probe; /* the change probe (see "Waking up"); running only with change_token */
+    int probing;      /* a change_token call has not called back yet */
+    char *token;      /* the last change token; NULL: none known (start, failed probe) */
     uint64_t poll_us;
     int activity; /* a read since the last tick found events */
     int stopping;
@@ -931,6 +942,36 @@ static void on_tick(uv_timer_t *t)
     uv_timer_start(&d->tick, on_tick, ms ? ms : 1, 0);
 }
 
+static void on_token(void *ud, int rc, const char *token)
+{
+    hr_dispatcher_t *d = ud;
+    d->probing = 0;
+    if (d->stopping) {
+        maybe_finish(d);
+        return;
+    }
+    if (rc) {
+        /* The database may be restarting: polls go on; the next answer only records. */
+        free(d->token);
+        d->token = NULL;
+        return;
+    }
+    int changed = d->token && strcmp(d->token, token) != 0;
+    free(d->token);
+    d->token = hr_xstrdup(token);
+    if (changed) hr_dispatcher_wake(d);
+}
+
+/* The change probe's timer: asks for the token unless a poll is due within probe_us anyway. */
+static void on_probe_timer(uv_timer_t *t)
+{
+    hr_dispatcher_t *d = t->data;
+    if (d->stopping || d->probing) return;
+    if (uv_timer_get_due_in(&d->tick) * 1000 <= d->opts.probe_us) return;
+    d->probing = 1;
+    if (d->ops->change_token(d->store, on_token, d) != 0) d->probing = 0;
+}
+
 int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *store,
                        const hr_trigger_def_t *defs, size_t ndefs, const hr_dispatch_opts_t *opts,
                        hr_dispatcher_t **out, hr_err_t *err)
@@ -943,6 +984,7 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
     d->opts.poll_min_us = opts && opts->poll_min_us ? opts->poll_min_us : 1000;
     d->opts.poll_max_us = opts && opts->poll_max_us ? opts->poll_max_us : 100000;
     d->opts.defs_check_ms = opts && opts->defs_check_ms ? opts->defs_check_ms : 1000;
+    d->opts.probe_us = opts && opts->probe_us ? opts->probe_us : 10000;
     d->poll_us = d->opts.poll_min_us;
     d->defs_version = -1;
     d->defs_checked_us = hr_mono_us() - d->opts.defs_check_ms * 1000;
@@ -958,11 +1000,16 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
         trig_new(d, &defs[i]);
     uv_timer_init(loop, &d->tick);
     uv_timer_init(loop, &d->grace);
-    d->tick.data = d->grace.data = d;
+    uv_timer_init(loop, &d->probe);
+    d->tick.data = d->grace.data = d->probe.data = d;
     d->sched = hr_scheduler_new(loop, ops, store, on_fired, d);
     hr_scheduler_sync(d->sched, defs, ndefs);
-    d->handles_open = 3; /* tick, grace and the scheduler's timer */
+    d->handles_open = 4; /* tick, grace, probe and the scheduler's timer */
     uv_timer_start(&d->tick, on_tick, 0, 0);
+    if (ops->change_token) {
+        uint64_t ms = (d->opts.probe_us + 999) / 1000;
+        uv_timer_start(&d->probe, on_probe_timer, ms, ms);
+    }
     *out = d;
     return 0;
 }
@@ -1012,6 +1059,7 @@ static void handle_closed(hr_dispatcher_t *d)
         trig_free(tr);
     }
     hr_buf_free(&d->body);
+    free(d->token);
     free(d);
     if (done) done(ud);
 }
@@ -1029,7 +1077,7 @@ static void on_sched_closed(void *ud)
 /* 1 while a store operation of d has not called back yet. */
 static int db_busy(const hr_dispatcher_t *d)
 {
-    if (d->defs_checking) return 1;
+    if (d->defs_checking || d->probing) return 1;
     for (const trig_t *tr = d->trigs; tr; tr = tr->next)
         if (tr->log_phase == READING || tr->log_phase == SETTLING || tr->retry_phase == READING ||
             tr->retry_phase == SETTLING || tr->ahead_reading)
@@ -1044,6 +1092,7 @@ static void finalize(hr_dispatcher_t *d)
     d->handles_closing = 1;
     uv_close((uv_handle_t *)&d->tick, on_handle_closed);
     uv_close((uv_handle_t *)&d->grace, on_handle_closed);
+    uv_close((uv_handle_t *)&d->probe, on_handle_closed);
     hr_scheduler_close(d->sched, on_sched_closed, d);
     d->sched = NULL;
 }
@@ -1101,6 +1150,7 @@ void hr_dispatcher_close(hr_dispatcher_t *d, uint64_t grace_ms, void (*done)(voi
     d->done_ud = ud;
     d->stopping = 1;
     uv_timer_stop(&d->tick);
+    uv_timer_stop(&d->probe);
     hr_log(HR_LOG_INFO, "msg=\"stopping: finishing pages in flight\" grace_ms=%" PRIu64, grace_ms);
     uv_timer_start(&d->grace, on_grace, grace_ms ? grace_ms : 1, 0);
     maybe_finish(d);

@@ -12,9 +12,12 @@
 typedef struct hr_dispatcher hr_dispatcher_t;
 
 typedef struct hr_dispatch_opts {
-    size_t page_size;       /* events read per page; default 500 */
-    uint64_t poll_min_us;   /* fastest poll while events keep coming; default 1 ms */
-    uint64_t poll_max_us;   /* slowest idle poll; default 100 ms */
+    size_t page_size;     /* events read per page; default 500 */
+    uint64_t poll_min_us; /* fastest poll while events keep coming; default 1 ms */
+    uint64_t poll_max_us; /* slowest idle poll; default 100 ms */
+    /* While idle, how often the store's change token (hr_store_ops_t.change_token, when the
+     * store has one) is checked between polls; a changed token reads at once. Default 10 ms. */
+    uint64_t probe_us;
     uint64_t defs_check_ms; /* how often stored definitions are checked for changes; 1 s */
 } hr_dispatch_opts_t;
 

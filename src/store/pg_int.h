@@ -93,6 +93,9 @@ int hr_pg_attempts(hr_store_t *st, const char *trigger, int limit, int offset, j
  * l.session::text. */
 json_t *hr_pg_event_json(PGresult *r, int row, int c0);
 
+/* The dispatcher's idle change probe (pg_probe.c; see store.h). */
+int hr_pg_change_token(hr_store_t *st, void (*cb)(void *ud, int rc, const char *token), void *ud);
+
 /* --- GraphQL's operations (pg_stream.c; see store.h) ------------------------------------ */
 /* The store's asynchronous connection (NULL for CLI stores). */
 hr_pgconn_t *hr_pg_async(hr_store_t *st);

@@ -219,6 +219,14 @@ typedef struct hr_store_ops {
      * wait for its next poll. A hint only: reads still poll. cb NULL stops it. */
     void (*set_wakeup)(hr_store_t *st, void (*cb)(void *ud), void *ud);
 
+    /* Optional (NULL when the backend has none: SQLite wakes the reader through set_wakeup):
+     * asynchronous, on the loop, one cheap statement for every trigger together. cb(ud, 0,
+     * token) with a token, borrowed for the call, that differs from the previous call's whenever
+     * a transaction that could have written to the log has ended in between (it may also change
+     * for other reasons: a false alarm costs one read per trigger); cb(ud, rc, NULL) on failure.
+     * PostgreSQL: pg_current_snapshot() as text (see pg_probe.c). */
+    int (*change_token)(hr_store_t *st, void (*cb)(void *ud, int rc, const char *token), void *ud);
+
     /* Number of times the async connection was re-established. */
     uint64_t (*reconnects)(hr_store_t *st);
     /* Cancels pending async work (callbacks run with HR_ECANCELED), closes loop handles, frees st;

@@ -1235,6 +1235,7 @@ const hr_store_ops_t hr_store_pg_ops = {
     .stream_horizon = hr_pg_stream_horizon,
     .stream_read = hr_pg_stream_read,
     .query_events = hr_pg_query_events,
+    .change_token = hr_pg_change_token,
     .reconnects = pg_reconnects,
     .close = pg_close,
 };

@@ -106,6 +106,58 @@ onBackend('postgres', 'PostgreSQL restart mid-stream: herald reconnects and deli
   assert.match(s.herald.stderr, /reconnect/i);
 });
 
+// The idle dispatcher's change probe (src/store/pg_probe.c): one pg_current_snapshot() every
+// ~10 ms instead of a log read per trigger. A commit below the snapshot's xmax (a long
+// transaction that started before others committed) only shrinks the running set, so a probe
+// that compared xmax alone would miss it until the next full poll; the token must catch it.
+onBackend('postgres', 'a long transaction committed after the probe saw others commit is delivered', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    triggers: (r) => [{ name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/items'), start: 'beginning' }],
+  });
+  const long = cluster.pg.client(s.dbName);
+  await long.connect();
+  try {
+    await long.query('BEGIN');
+    await long.query('INSERT INTO items (k) VALUES (1)'); // takes its xid now
+    // Commits after the long transaction's xid: the probe sees them, herald delivers them.
+    for (let k = 2; k <= 3; k++) {
+      await s.db.query('INSERT INTO items (k) VALUES ($1)', [k]);
+      await s.receiver.waitFor((reqs) => distinctK(reqs).has(k), 30000, `k=${k} delivered`);
+    }
+    assert.equal(distinctK(s.receiver.requests).has(1), false, 'the open transaction is not delivered');
+    await long.query('COMMIT');
+  } finally {
+    await long.end();
+  }
+  await s.receiver.waitFor((reqs) => distinctK(reqs).has(1), 30000, 'k=1 delivered after its commit');
+  assertAllDelivered(s.receiver.requests, 3);
+  assert.ok(s.herald.running, s.herald.tail());
+});
+
+onBackend('postgres', 'an idle herald across a PostgreSQL restart: failed probes do not stop reads', async () => {
+  const s = await stack(cluster, {
+    sql: ITEMS,
+    triggers: (r) => [{ name: 'items', table: 'public.items', operations: ['insert'], webhook: r.url('/items'), start: 'beginning' }],
+  });
+  await s.db.query('INSERT INTO items (k) VALUES (1)');
+  await s.receiver.waitFor(1, 30000, 'k=1 delivered before the restart');
+  // Idle while the server goes away and comes back: probes and polls fail, then reconnect.
+  await cluster.pg.restart();
+  const c = cluster.pg.client(s.dbName);
+  await c.connect();
+  try {
+    for (let k = 2; k <= 4; k++) {
+      await c.query('INSERT INTO items (k) VALUES ($1)', [k]);
+      await s.receiver.waitFor((reqs) => distinctK(reqs).has(k), 60000, `k=${k} delivered after the restart`);
+    }
+  } finally {
+    await c.end();
+  }
+  assertAllDelivered(s.receiver.requests, 4);
+  assert.ok(s.herald.running, s.herald.tail());
+});
+
 forBackends('graceful shutdown: SIGTERM lets in-flight requests finish and records them; no redelivery', async (t, backend) => {
   const s = await stack(cluster, {
     backend,
