@@ -1104,7 +1104,14 @@ static void on_due(void *ud, int rc, PGresult *res, const char *msg)
         page->attempts[page->nevents] = atoi(PQgetvalue(res, i, 1));
         row_event(res, i, 2, c->t, &page->events[page->nevents++]);
     }
-    page->next_due_ms = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    /* NULL when nothing else is queued (greatest(0, NULL) would be 0: "due now", which made an
+     * idle trigger read its delayed queue at every poll); negative when already due. */
+    if (PQgetisnull(res, 0, 0)) {
+        page->next_due_ms = -1;
+    } else {
+        long long ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        page->next_due_ms = ms < 0 ? 0 : ms;
+    }
     page->exhausted = page->nevents < c->limit;
     page->backend_data = res;
     page->backend_free = free_result;
@@ -1131,8 +1138,7 @@ static int pg_read_due(hr_store_t *st, const hr_trigger_def_t *t, size_t limit, 
         "WITH due AS (SELECT d.seq, d.attempts, d.due_at FROM herald.delayed d"
         "  WHERE d.trigger = $1 AND NOT d.dead AND d.due_at <= now()"
         "  ORDER BY d.due_at LIMIT $2::bigint),"
-        " nxt AS (SELECT greatest(0, ceil(extract(epoch FROM min(d.due_at) - now()) * "
-        "1000))::bigint"
+        " nxt AS (SELECT ceil(extract(epoch FROM min(d.due_at) - now()) * 1000)::bigint"
         "  AS ms FROM herald.delayed d WHERE d.trigger = $1 AND NOT d.dead"
         "  AND d.seq NOT IN (SELECT seq FROM due))"
         " SELECT nxt.ms, e.attempts, " EVENT_COLUMNS " FROM nxt LEFT JOIN LATERAL ("
