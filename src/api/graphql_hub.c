@@ -131,6 +131,7 @@ struct hr_gqlhub {
     int64_t tail, horizon;
     int probing, tail_reading;
     int catchup_reads; /* catch-up reads in flight (invariant 3) */
+    size_t ntail;      /* stream subscribers in a group (at the tail) */
     int held;          /* a subscriber was held back by its socket at the last look */
     /* event(id) */
     uint64_t unfound_at_us;
@@ -170,6 +171,7 @@ static void group_remove(hr_gqlhub_t *h, hr_gqlsub_t *s)
         if (g->members[i] != s) continue;
         memmove(g->members + i, g->members + i + 1, (g->n - i - 1) * sizeof *g->members);
         g->n--;
+        h->ntail--;
         break;
     }
     s->group = NULL;
@@ -203,6 +205,7 @@ static void group_join(hr_gqlhub_t *h, hr_gqlsub_t *s)
     }
     g->members[g->n++] = s;
     s->group = g;
+    h->ntail++;
 }
 
 /* Unlinks and frees s (never while a read of it is in flight or sinks are being called). */
@@ -423,6 +426,7 @@ static void catch_up_all(hr_gqlhub_t *h)
 {
     if (!h->tail_known || h->closing) return;
     h->held = 0;
+    if (h->ntail == h->nstream) return; /* everyone at the tail: the common case costs nothing */
     for (hr_gqlsub_t *s = h->subs, *next; s; s = next) {
         next = s->next;
         if (s->kind != SUB_STREAM || s->dead || s->group || s->reading) continue;

@@ -54,6 +54,8 @@ struct hr_server {
     hr_server_stats_t stats;
     hr_request_t *waiting;  /* requests in HANDLER state: a list for the sweep */
     hr_ws_t *sessions;      /* open WebSocket sessions */
+    struct ws_msg *ws_pool; /* written outbound messages kept for reuse (server_ws.c) */
+    size_t ws_pool_bytes;   /* their capacity together */
     uv_timer_t sweep_timer; /* checks waiting requests' connections once a second */
     /* closing */
     int closing;
