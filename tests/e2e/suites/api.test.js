@@ -1,9 +1,9 @@
 // The HTTP API of `herald serve` around the metadata endpoint: /healthz, /readyz (200, then 503
 // with the reason when the schema is at another version or PostgreSQL is stopped, 200 again),
 // /metrics (promtool finds nothing; counters and histograms match what the receiver saw; the
-// WebSocket and GraphQL subscription gauges; the
-// status gauges), the admin secret (401 on /v1/metadata and /metrics without it, health stays
-// open), the listen address (non-loopback without a secret: exit 2; a busy port: exit 1; off),
+// status gauges; the WebSocket and GraphQL subscription series), the admin secret (401 on
+// /v1/metadata and /metrics without it, health stays open), the listen address (non-loopback
+// without a secret: exit 2; a busy port: exit 1; off),
 // request limits (413, oversized headers and URLs, a slowloris client) and shutdown with API
 // connections open. Each herald gets a free port (HERALD_LISTEN=127.0.0.1:0, see lib/herald.js).
 import assert from 'node:assert/strict';
