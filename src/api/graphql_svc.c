@@ -22,6 +22,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #define EVENTS_DEFAULT_LIMIT 100
 #define EVENTS_MAX_LIMIT 1000
@@ -225,19 +226,6 @@ static json_t *fail(char **error, const char *fmt, ...)
     return NULL;
 }
 
-static int is_uuid(const char *s)
-{
-    if (!s || strlen(s) != 36) return 0;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static json_t *strings(char *const *v, size_t n)
 {
     if (!v) return json_null();
@@ -333,7 +321,7 @@ json_t *hr_gqlsvc_load_event(hr_gqlsvc_t *svc, const char *id, int *notfound, ch
     json_t *e = NULL;
     hr_err_t err = {0};
     *notfound = 0;
-    if (!is_uuid(id)) {
+    if (!hr_is_uuid(id)) {
         *notfound = 1;
         return NULL;
     }
@@ -420,7 +408,7 @@ static json_t *q_events(const hr_gql_resolve_info_t *info, char **error)
 static json_t *q_event(const hr_gql_resolve_info_t *info, char **error)
 {
     const char *id = json_string_value(json_object_get(info->args, "id"));
-    if (!is_uuid(id)) return fail(error, "id: not a uuid: %s", id ? id : "");
+    if (!hr_is_uuid(id)) return fail(error, "id: not a uuid: %s", id ? id : "");
     int notfound;
     json_t *e = hr_gqlsvc_load_event(info->ctx, id, &notfound, error);
     return e; /* NULL: not found (null) or *error set */
@@ -481,7 +469,7 @@ static json_t *m_redeliver(const hr_gql_resolve_info_t *info, char **error)
     hr_gqlsvc_t *svc = info->ctx;
     const char *id = json_string_value(json_object_get(info->args, "event_id"));
     const char *trigger = json_string_value(json_object_get(info->args, "trigger"));
-    if (!is_uuid(id)) return fail(error, "event_id: not a uuid: %s", id ? id : "");
+    if (!hr_is_uuid(id)) return fail(error, "event_id: not a uuid: %s", id ? id : "");
     int queued = 0;
     hr_err_t err = {0};
     if (svc->ctx->ops->redeliver(svc->ctx->store, id, trigger, &queued, &err) != 0)
