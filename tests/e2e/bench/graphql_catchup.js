@@ -19,13 +19,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import WebSocket from 'ws';
+import { cleanup, cpuSeconds, nowMs, procStatus, run, serve, startPg, waitUntil, writeConfig } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
-process.env.HERALD_BIN ||= path.join(root, 'build/herald');
-const { serve, writeConfig, run, cleanup } = await import('../lib/herald.js');
-const { startPg } = await import('../lib/pg.js');
-const { waitUntil } = await import('../lib/util.js');
+
 
 const SUBS = Number(process.env.SUBS || 1000);
 const EVENTS = Number(process.env.EVENTS || 10000);
@@ -33,17 +30,7 @@ const BATCH = Number(process.env.BATCH || 100);
 const PAD = Number(process.env.PAD ?? 500);
 
 const log = (...a) => console.error('bench(graphql catch-up):', ...a);
-const nowMs = () => performance.timeOrigin + performance.now();
 
-function procStatus(pid) {
-  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)[1]);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
-function cpuSeconds(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 // The probe: its own process, so that this one's work on the subscribers' messages does not
 // delay it. Prints one line per socket: "ack <ms>" or "closed <code>".
