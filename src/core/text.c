@@ -87,15 +87,30 @@ static char *big_ints_as_reals(const char *s)
     return hr_buf_steal(&b, NULL);
 }
 
-json_t *hr_json_from_db(const char *s)
+/* s parsed as JSON, its too-big integers read as reals; NULL if it is not JSON. */
+static json_t *parse_db(const char *s)
 {
-    if (!s) return json_null();
     json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
     if (!j) {
         char *t = big_ints_as_reals(s);
         j = json_loads(t, JSON_DECODE_ANY, NULL);
         free(t);
     }
+    return j;
+}
+
+int hr_json_db_is_json(const char *s)
+{
+    if (!s) return 0;
+    json_t *j = parse_db(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+json_t *hr_json_from_db(const char *s)
+{
+    if (!s) return json_null();
+    json_t *j = parse_db(s);
     if (!j) j = json_string(s);
     if (!j) {
         char *c = hr_utf8_clean(s);

@@ -16,6 +16,9 @@ char *hr_utf8_clean(const char *s);
  * value is never lost. NULL gives JSON null. Returns a new reference. */
 json_t *hr_json_from_db(const char *s);
 
+/* 1 if hr_json_from_db(s) reads s as JSON, 0 if it would keep s as a JSON string (or s is NULL). */
+int hr_json_db_is_json(const char *s);
+
 /* 1 when s is a UUID in its text form: 36 characters, hex digits in groups of 8-4-4-4-12
  * separated by '-', either case; 0 otherwise (also for NULL). */
 int hr_is_uuid(const char *s);

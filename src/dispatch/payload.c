@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/text.h"
+
 /* Containers nested deeper than this in a filtered row are rejected (the scanner recurses). */
 #define MAX_DEPTH 512
 
@@ -278,6 +280,14 @@ static int put_string(hr_buf_t *out, const char *s)
     return s ? hr_buf_put_json_string(out, s) : hr_buf_puts(out, "null");
 }
 
+/* The session as stored: JSON text, or (PostgreSQL, schema 3) the setting's text as the
+ * application set it, which goes out as a JSON string when it is not JSON. */
+static int put_session(hr_buf_t *out, const char *s)
+{
+    if (!s) return hr_buf_puts(out, "null");
+    return hr_json_db_is_json(s) ? hr_buf_puts(out, s) : hr_buf_put_json_string(out, s);
+}
+
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
         if ((rc = (expr)) != 0) goto out;                                                          \
@@ -318,7 +328,7 @@ int hr_payload_build(const hr_trigger_def_t *t, const hr_event_t *ev, int curren
     TRY(hr_buf_puts(out, ",\"new\":"));
     TRY(put_json(out, t, ev->new_json));
     TRY(hr_buf_puts(out, "},\"session_variables\":"));
-    TRY(hr_buf_puts(out, ev->session_json ? ev->session_json : "null"));
+    TRY(put_session(out, ev->session_json));
     TRY(hr_buf_printf(out,
                       ",\"trace_context\":null},\"delivery_info\":{\"max_retries\":%d,"
                       "\"current_retry\":%d}}",

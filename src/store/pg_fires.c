@@ -28,7 +28,7 @@ int hr_pg_fire(hr_store_t *st, const char *name, int64_t fire_at_s, const char *
                              " VALUES ($1, to_timestamp($2::bigint)) ON CONFLICT DO NOTHING"
                              " RETURNING 1)"
                              " INSERT INTO herald.log (source, op, new)"
-                             " SELECT $1, 'CRON', $3::jsonb FROM f",
+                             " SELECT $1, 'CRON', $3::json FROM f",
                              3, p, err, "recording a fire");
     if (!r) return err && err->code ? err->code : HR_EDB;
     *written = atoi(PQcmdTuples(r)) > 0;
@@ -70,7 +70,7 @@ int hr_pg_schedule_one_off(hr_store_t *st, const char *new_json, int64_t due_us,
     PGresult *r =
         hr_pg_exec(conn,
                    "WITH e AS (INSERT INTO herald.log (source, op, new)"
-                   " VALUES ($1, 'ONE_OFF', $2::jsonb) RETURNING seq, id)"
+                   " VALUES ($1, 'ONE_OFF', $2::json) RETURNING seq, id)"
                    " INSERT INTO herald.delayed (trigger, seq, event_id, attempts, due_at)"
                    " SELECT $1, seq, id, 0, to_timestamp($3::bigint / 1e6) FROM e"
                    " RETURNING event_id::text",

@@ -146,7 +146,7 @@ static void filter_sql(const hr_trigger_def_t *t, params_t *p, hr_buf_t *sql)
         hr_buf_free(&c);
         hr_buf_printf(sql,
                       " AND (l.op <> 'UPDATE' OR EXISTS (SELECT 1 FROM unnest($%d::text[]) k(c)"
-                      " WHERE l.old -> k.c IS DISTINCT FROM l.new -> k.c))",
+                      " WHERE (l.old -> k.c)::jsonb IS DISTINCT FROM (l.new -> k.c)::jsonb))",
                       ic);
     }
     hr_buf_putc(sql, ')');
@@ -304,7 +304,7 @@ int hr_pg_invoke(hr_store_t *st, const char *trigger, const char *payload_json, 
     PGresult *r =
         hr_pg_exec(conn,
                    "WITH e AS (INSERT INTO herald.log (source, op, new)"
-                   " VALUES ($1, 'MANUAL', $2::jsonb) RETURNING seq, id)"
+                   " VALUES ($1, 'MANUAL', $2::json) RETURNING seq, id)"
                    " INSERT INTO herald.delayed (trigger, seq, event_id, attempts, due_at)"
                    " SELECT $3::text, seq, id, 0, now() FROM e RETURNING event_id::text",
                    3, p, err, "queuing the manual event");

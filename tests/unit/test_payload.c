@@ -314,6 +314,16 @@ static const golden_t goldens[] = {
      HEAD "'table':null,'event':{'op':'EMIT','type':'x','data':{'old':null,"
           "'new':[1,'two',null]},'session_variables':null,"
           "'trace_context':null},'delivery_info':{'max_retries':3,'current_retry':3}}"},
+    {"session that is not JSON goes out as a JSON string", "INSERT", "public", "users", NULL, NULL,
+     "{'id':1}", "admin {x", NULL, 0, 5, 0,
+     HEAD USERS "'event':{'op':'INSERT','data':{'old':null,'new':{'id':1}},"
+                "'session_variables':'admin {x','trace_context':null},"
+                "'delivery_info':{'max_retries':5,'current_retry':0}}"},
+    {"session that is JSON stays that JSON, big integers exact", "INSERT", "public", "users", NULL,
+     NULL, "{'id':1}", "12345678901234567890123", NULL, 0, 5, 0,
+     HEAD USERS "'event':{'op':'INSERT','data':{'old':null,'new':{'id':1}},"
+                "'session_variables':12345678901234567890123,'trace_context':null},"
+                "'delivery_info':{'max_retries':5,'current_retry':0}}"},
     {"manual", "MANUAL", "public", "users", NULL, NULL, "{'any':['payload',1]}", NULL, NULL, 0, 5,
      0,
      HEAD USERS "'event':{'op':'MANUAL','data':{'old':null,'new':{'any':['payload',1]}},"

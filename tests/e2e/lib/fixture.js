@@ -197,6 +197,10 @@ export function heraldTable(db, name) {
   return db.backend === 'sqlite' ? `herald_${name}` : `herald.${name}`;
 }
 
+const sessionJson = (v) => {
+  if (v === null || v === undefined) return null;
+  try { return JSON.parse(v); } catch { return v; }
+};
 const sqliteJson = (v) => (v === null || v === undefined ? null : JSON.parse(v));
 const toDate = (v) => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(v));
 
@@ -238,7 +242,8 @@ export async function logRows(db, source) {
     'SELECT seq, id::text AS id, op, old, new, session, at FROM herald.log WHERE source = $1 ORDER BY seq',
     [source],
   );
-  return rows;
+  // The session is the setting's text (schema 3): JSON when it is JSON, else a JSON string.
+  return rows.map((r) => ({ ...r, session: sessionJson(r.session) }));
 }
 
 /** herald.delayed rows of an event: trigger, attempts, dead (a boolean), last_error, due_at (a Date). */

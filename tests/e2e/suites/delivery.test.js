@@ -262,6 +262,132 @@ onBackend('postgres', 'session variables: herald.session, hasura.user fallback, 
   assert.deepEqual(log.map((l) => l.session), [byId[1], byId[2], byId[3], null, null]);
 });
 
+/** Runs fn(client) inside BEGIN … COMMIT on one connection of db. */
+async function inTx(db, fn) {
+  const c = await db.connect();
+  try {
+    await c.query('BEGIN');
+    await fn(c);
+    await c.query('COMMIT');
+  } finally {
+    c.release();
+  }
+}
+
+onBackend('postgres', 'a session setting that is not JSON reaches the webhook as a JSON string', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    triggers: (r) => [{ name: 'sess_text', table: 'public.orders', operations: ['insert'], webhook: r.url('/s'), start: 'beginning' }],
+  });
+  await inTx(s.db, async (c) => {
+    await c.query("SELECT set_config('herald.session', 'admin {not json', true)");
+    await c.query("INSERT INTO orders (id, status) VALUES (1, 'x')");
+  });
+  await inTx(s.db, async (c) => {
+    await c.query("SELECT set_config('hasura.user', '\"just a string\"', true)");
+    await c.query("INSERT INTO orders (id, status) VALUES (2, 'x')");
+  });
+  await s.receiver.waitFor(2);
+  const byId = Object.fromEntries(s.receiver.requests.map((q) => [rowId(q), q.json.event.session_variables]));
+  assert.deepEqual(byId, { 1: 'admin {not json', 2: 'just a string' });
+  const log = await logRows(s.db, 'public.orders');
+  assert.deepEqual(log.map((l) => l.session), ['admin {not json', 'just a string']);
+});
+
+// Schema 3 turned herald.log's row images into json and the session into text. A database
+// captured under schema 2 (jsonb everywhere, the to_jsonb capture functions) migrates on apply,
+// and the events captured before read back and deliver exactly as they would have.
+onBackend('postgres', 'schema 2 → 3 on apply: log column types change, events captured before deliver the same', async () => {
+  const s = await stack(cluster, {
+    sql: ORDERS,
+    serve: false,
+    triggers: (r) => [{ name: 'mig', table: 'public.orders', operations: ['insert', 'update', 'delete'], webhook: r.url('/m'), start: 'beginning' }],
+  });
+  // Back to schema 2: its column types and its capture functions (migration 1's text).
+  await s.db.query(`
+    ALTER TABLE herald.log ALTER old TYPE jsonb USING old::jsonb, ALTER new TYPE jsonb USING new::jsonb,
+      ALTER session TYPE jsonb USING session::jsonb;
+    CREATE OR REPLACE FUNCTION herald.capture_row() RETURNS trigger LANGUAGE plpgsql AS $f$
+     BEGIN
+      IF TG_OP = 'UPDATE' THEN
+       INSERT INTO herald.log (source, op, old, new, session)
+       VALUES (TG_ARGV[0], 'UPDATE', to_jsonb(OLD), to_jsonb(NEW), herald.session());
+      ELSIF TG_OP = 'INSERT' THEN
+       INSERT INTO herald.log (source, op, new, session)
+       VALUES (TG_ARGV[0], 'INSERT', to_jsonb(NEW), herald.session());
+      ELSE
+       INSERT INTO herald.log (source, op, old, session)
+       VALUES (TG_ARGV[0], 'DELETE', to_jsonb(OLD), herald.session());
+      END IF;
+      RETURN NULL;
+     END $f$;
+    CREATE OR REPLACE FUNCTION herald.capture_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+    #variable_conflict use_variable
+     DECLARE herald_session_ jsonb := herald.session();
+     BEGIN
+      INSERT INTO herald.log (source, op, new, session)
+      SELECT TG_ARGV[0], 'INSERT', to_jsonb(r.*), herald_session_ FROM herald_new r;
+      RETURN NULL;
+     END $f$;
+    CREATE OR REPLACE FUNCTION herald.capture_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+    #variable_conflict use_variable
+     DECLARE herald_session_ jsonb := herald.session();
+     BEGIN
+      INSERT INTO herald.log (source, op, old, session)
+      SELECT TG_ARGV[0], 'DELETE', to_jsonb(r.*), herald_session_ FROM herald_old r;
+      RETURN NULL;
+     END $f$;
+    UPDATE herald.meta SET value = '2' WHERE key = 'schema_version';`);
+  const types = async () => (await s.db.query(
+    `SELECT column_name, data_type FROM information_schema.columns
+      WHERE table_schema = 'herald' AND table_name = 'log' AND column_name IN ('old', 'new', 'session')
+      ORDER BY column_name`)).rows.map((r) => `${r.column_name} ${r.data_type}`);
+  assert.deepEqual(await types(), ['new jsonb', 'old jsonb', 'session jsonb']);
+  const capture = async (n, session) => inTx(s.db, async (c) => {
+    if (session) await c.query("SELECT set_config('herald.session', $1, true)", [session]);
+    await c.query(`INSERT INTO orders (id, status, total, tags, meta) VALUES (${n}, 'new', 12.50, '{a,b}', '{"k": [1, 2.0]}')`);
+    await c.query(`UPDATE orders SET status = 'paid' WHERE id = ${n}`);
+    if (n % 2) await c.query(`DELETE FROM orders WHERE id = ${n}`);
+  });
+  await capture(1, '{"x-hasura-role": "user", "x-hasura-user-id": "7"}');
+  await capture(2, 'admin {not json');
+  await capture(3, null);
+  const before = await logRows(s.db, 'public.orders');
+  assert.equal(before.length, 8);
+
+  const r = await run(['apply', s.file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /migrated from version 2 to 3/);
+  assert.deepEqual(await types(), ['new json', 'old json', 'session text']);
+  const after = await logRows(s.db, 'public.orders');
+  assert.deepEqual(after, before);
+  assert.deepEqual(after.map((l) => l.session), [
+    ...Array(3).fill({ 'x-hasura-role': 'user', 'x-hasura-user-id': '7' }), ...Array(2).fill('admin {not json'), null, null, null]);
+
+  // The same statements under schema 3's capture functions log the same rows.
+  await capture(11, '{"x-hasura-role": "user", "x-hasura-user-id": "7"}');
+  await capture(12, 'admin {not json');
+  await capture(13, null);
+  await s.serve();
+  await s.receiver.waitFor(16);
+  const key = (q) => `${q.json.event.op} ${rowId(q) % 10}`;
+  const shape = (q) => ({ op: q.json.event.op, data: q.json.event.data, session: q.json.event.session_variables });
+  const byKey = (ids) => Object.fromEntries(s.receiver.requests.filter((q) => ids.includes(rowId(q))).map((q) => [key(q), shape(q)]));
+  const old = byKey([1, 2, 3]);
+  const fresh = byKey([11, 12, 13]);
+  assert.equal(Object.keys(old).length, 8);
+  for (const [k, v] of Object.entries(old)) {
+    const f = fresh[k];
+    assert.ok(f, k);
+    const strip = (d) => d && { ...d, id: d.id % 10 };
+    assert.deepEqual({ ...f, data: { old: strip(f.data.old), new: strip(f.data.new) } },
+      { ...v, data: { old: strip(v.data.old), new: strip(v.data.new) } }, k);
+  }
+  assert.deepEqual(old['INSERT 1'].data.new, { id: 1, status: 'new', note: null, total: 12.5, placed_at: null, tags: ['a', 'b'], meta: { k: [1, 2.0] } });
+  assert.deepEqual(old['INSERT 2'].session, 'admin {not json');
+  assert.equal(old['INSERT 3'].session, null);
+});
+
 forBackends('Standard Webhooks signature verifies with the standardwebhooks client; tampering fails', async (t, backend) => {
   const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
   const s = await stack(cluster, {
