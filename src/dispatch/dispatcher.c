@@ -202,36 +202,6 @@ static void observe(hr_histogram_t *h, const double *bounds, size_t n, double v)
     h->sum += v;
 }
 
-/* Unix seconds of an RFC 3339 UTC time as the stores print it ("2026-11-23T12:00:00.123456Z");
- * -1 when it is not in that form. */
-static double created_at_seconds(const char *s)
-{
-    int f[6], lens[6] = {4, 2, 2, 2, 2, 2};
-    const char seps[6] = {'-', '-', 'T', ':', ':', '\0'};
-    const char *p = s;
-    if (!p) return -1;
-    for (int k = 0; k < 6; k++) {
-        f[k] = 0;
-        for (int j = 0; j < lens[k]; j++, p++) {
-            if (*p < '0' || *p > '9') return -1;
-            f[k] = f[k] * 10 + (*p - '0');
-        }
-        if (seps[k] && *p++ != seps[k]) return -1;
-    }
-    double frac = 0, scale = 0.1;
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-            frac += (*p - '0') * scale;
-    if (*p != 'Z') return -1;
-    struct tm tm = {.tm_year = f[0] - 1900,
-                    .tm_mon = f[1] - 1,
-                    .tm_mday = f[2],
-                    .tm_hour = f[3],
-                    .tm_min = f[4],
-                    .tm_sec = f[5]};
-    return (double)timegm(&tm) + frac;
-}
-
 static uint64_t next_rand(hr_dispatcher_t *d)
 {
     /* xorshift64*: jitter only needs to be spread, not secret. */
@@ -408,10 +378,12 @@ static void record(batch_t *b, size_t i, int attempts_before, long status, uint6
     a->response = response ? hr_xstrdup(response) : NULL;
     a->settled = status >= 200 && status < 300 && !error;
     if (a->settled) {
-        double at = created_at_seconds(ev->created_at), lag = (double)hr_wall_us() / 1e6 - at;
+        int64_t at_us;
         tr->stats.success++;
-        if (at >= 0)
+        if (hr_parse_rfc3339_us(ev->created_at, &at_us) == 0) {
+            double lag = (double)(hr_wall_us() - at_us) / 1e6;
             observe(&tr->stats.lag, hr_stats_lag_bounds, hr_stats_lag_nbounds, lag > 0 ? lag : 0);
+        }
         hr_log(HR_LOG_DEBUG, "trigger=%s event=%s msg=delivered status=%ld attempt=%d",
                tr->def.name, ev->id, status, a->attempt);
         return;
