@@ -115,13 +115,18 @@ char *hr_xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *hr_xvasprintf(const char *fmt, va_list ap)
+{
+    char *out = NULL;
+    if (vasprintf(&out, fmt, ap) < 0) oom();
+    return out;
+}
+
 char *hr_xasprintf(const char *fmt, ...)
 {
     va_list ap;
-    char *out = NULL;
     va_start(ap, fmt);
-    int n = vasprintf(&out, fmt, ap);
+    char *out = hr_xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0) oom();
     return out;
 }

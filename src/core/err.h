@@ -6,6 +6,7 @@
 #ifndef HR_ERR_H
 #define HR_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -43,5 +44,6 @@ void *hr_xrealloc(void *p, size_t n);
 char *hr_xstrdup(const char *s); /* NULL stays NULL */
 char *hr_xstrndup(const char *s, size_t n);
 char *hr_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *hr_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif

@@ -261,28 +261,6 @@ void hr_gql_inspect(json_t *v, char *buf, size_t n)
     free(s);
 }
 
-/* vasprintf that aborts on out-of-memory. */
-static char *vformat(const char *fmt, va_list ap)
-{
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    char *s = hr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
-    vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
-    return s;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = vformat(fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static int is_int_text(const char *s)
 {
     if (*s == '-') s++;
@@ -526,7 +504,7 @@ static int lfail(lit_t *l, int line, int col, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *buf = vformat(fmt, ap);
+    char *buf = hr_xvasprintf(fmt, ap);
     va_end(ap);
     l->nerr++;
     if (l->check) {
@@ -668,8 +646,8 @@ static int lit(lit_t *l, const gql_tref_t *t, const gql_tref_t *loc, const gql_v
     if (v->kind == V_LIST) loc = t; /* graphql-js names a list's item type, without its "!" */
     if (ty->kind == K_INPUT) {
         if (v->kind != V_OBJECT) {
-            char *fmt = format("Expected value of type \"%s\", found %%s.",
-                               hr_gql_tref_str(loc, tb, sizeof tb));
+            char *fmt = hr_xasprintf("Expected value of type \"%s\", found %%s.",
+                                     hr_gql_tref_str(loc, tb, sizeof tb));
             lfail_printed(l, v, fmt);
             free(fmt);
             return -1;
@@ -867,7 +845,7 @@ static int jfail(jc_t *c, json_t *bad, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *inner = vformat(fmt, ap);
+    char *inner = hr_xvasprintf(fmt, ap);
     va_end(ap);
     char *iv = hr_gql_inspect_str(bad);
     if (c->path.len)
@@ -1144,12 +1122,12 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
         return 0;
     int_bad:
         iv = hr_gql_inspect_str(v);
-        *msg = format("Int cannot represent non-integer value: %s", iv);
+        *msg = hr_xasprintf("Int cannot represent non-integer value: %s", iv);
         free(iv);
         return -1;
     int_range:
         iv = hr_gql_inspect_str(v);
-        *msg = format("Int cannot represent non 32-bit signed integer value: %s", iv);
+        *msg = hr_xasprintf("Int cannot represent non 32-bit signed integer value: %s", iv);
         free(iv);
         return -1;
     }
@@ -1171,7 +1149,7 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             }
         }
         iv = hr_gql_inspect_str(v);
-        *msg = format("Float cannot represent non numeric value: %s", iv);
+        *msg = hr_xasprintf("Float cannot represent non numeric value: %s", iv);
         free(iv);
         return -1;
     case SC_STRING:
@@ -1193,7 +1171,7 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             return 0;
         }
         iv = hr_gql_inspect_str(v);
-        *msg = format("String cannot represent value: %s", iv);
+        *msg = hr_xasprintf("String cannot represent value: %s", iv);
         free(iv);
         return -1;
     case SC_BOOLEAN:
@@ -1206,7 +1184,7 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             return 0;
         }
         iv = hr_gql_inspect_str(v);
-        *msg = format("Boolean cannot represent a non boolean value: %s", iv);
+        *msg = hr_xasprintf("Boolean cannot represent a non boolean value: %s", iv);
         free(iv);
         return -1;
     case SC_ID:
@@ -1224,7 +1202,7 @@ int hr_gql_serialize_scalar(const gql_stype_t *t, json_t *v, json_t **out, char 
             return 0;
         }
         iv = hr_gql_inspect_str(v);
-        *msg = format("ID cannot represent value: %s", iv);
+        *msg = hr_xasprintf("ID cannot represent value: %s", iv);
         free(iv);
         return -1;
     }

@@ -28,11 +28,7 @@ void hr_gql_error_add(json_t *errors, int line, int col, const char *code, const
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *msg = hr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    char *msg = hr_xvasprintf(fmt, ap);
     va_end(ap);
     json_t *e = json_object();
     json_t *m = json_string(msg);

@@ -63,11 +63,7 @@ static void verr(vctx_t *v, int line, int col, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *msg = hr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    char *msg = hr_xvasprintf(fmt, ap);
     va_end(ap);
     hr_gql_error_add(v->errors, line, col, GQL_VALIDATION, "%s", msg);
     free(msg);
