@@ -520,6 +520,22 @@ static void probe(hr_gqlhub_t *h)
 /* event(id)                                                                                  */
 
 /* Reads every dirty event(id) subscriber's event once and pushes what changed. */
+
+/* Live event(id) and stats: executes value for s and pushes the result only when it differs from
+ * what s was sent last. */
+static void push_if_changed(hr_gqlhub_t *h, hr_gqlsub_t *s, json_t *value)
+{
+    size_t len;
+    char *payload = execute(h, s->op, value, &len);
+    if (s->last && strcmp(s->last, payload) == 0) {
+        free(payload);
+        return;
+    }
+    free(s->last);
+    s->last = payload;
+    push_to(s, payload, len);
+}
+
 static void refresh_events(hr_gqlhub_t *h)
 {
     json_t *cache = json_object(); /* id -> event or null, for this pass */
@@ -546,15 +562,7 @@ static void refresh_events(hr_gqlhub_t *h)
         }
         if (json_is_null(e)) continue; /* not there yet: nothing is pushed (docs/graphql.md) */
         s->found = 1;
-        size_t len;
-        char *payload = execute(h, s->op, e, &len);
-        if (s->last && strcmp(s->last, payload) == 0) {
-            free(payload);
-            continue;
-        }
-        free(s->last);
-        s->last = payload;
-        push_to(s, payload, len);
+        push_if_changed(h, s, e);
     }
     h->calling--;
     json_decref(cache);
@@ -579,15 +587,7 @@ static void push_stats(hr_gqlhub_t *h)
     h->calling++;
     for (hr_gqlsub_t *s = h->subs; s; s = s->next) {
         if (s->kind != SUB_STATS || s->dead) continue;
-        size_t len;
-        char *payload = execute(h, s->op, h->stats, &len);
-        if (s->last && strcmp(s->last, payload) == 0) {
-            free(payload);
-            continue;
-        }
-        free(s->last);
-        s->last = payload;
-        push_to(s, payload, len);
+        push_if_changed(h, s, h->stats);
     }
     h->calling--;
     sweep(h);
