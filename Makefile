@@ -3,7 +3,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan unit e2e-deps e2e test run bench format clean
+.PHONY: all deps build build-asan unit e2e-deps e2e test run bench install-pgext format clean
 
 all: build
 
@@ -28,7 +28,7 @@ e2e-deps:
 	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 e2e: build-asan e2e-deps
-	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(ASAN_BUILD)/herald HERALD_CRON_DUMP=$(CURDIR)/$(ASAN_BUILD)/cron_dump HERALD_GQL_DUMP=$(CURDIR)/$(ASAN_BUILD)/gql_dump npm test
+	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(ASAN_BUILD)/herald HERALD_CRON_DUMP=$(CURDIR)/$(ASAN_BUILD)/cron_dump HERALD_GQL_DUMP=$(CURDIR)/$(ASAN_BUILD)/gql_dump HERALD_PGEXT=$(CURDIR)/$(ASAN_BUILD)/pgext/herald_capture.so npm test
 
 test: unit e2e
 
@@ -41,8 +41,15 @@ bench: build e2e-deps
 	@bash bench/e2e.sh
 	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(BUILD)/herald node bench/graphql_fanout.js
 
+# Installs the native capture module into the library directory of the PostgreSQL whose
+# pg_config is first on PATH (PG_CONFIG=... to choose); `capture: auto` then uses it.
+PG_CONFIG ?= pg_config
+install-pgext: build
+	@test -f $(BUILD)/pgext/herald_capture.so || { echo "install-pgext: $(BUILD)/pgext/herald_capture.so was not built (PostgreSQL server headers missing?)" >&2; exit 1; }
+	install -m 755 $(BUILD)/pgext/herald_capture.so "$$($(PG_CONFIG) --pkglibdir)/herald_capture.so"
+
 format:
-	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c')
+	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'pgext/*.c')
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -8,7 +8,10 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libpq-dev libsqlite3-dev
   libcurl4-openssl-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libfyaml-dev libssl-dev)
-test_pkgs=(libcmocka-dev postgresql postgresql-contrib sqlite3 nodejs npm util-linux procps)
+# postgresql-server-dev-15: the headers of the native capture module (pgext/), which the
+# PostgreSQL end-to-end tests load into their servers.
+test_pkgs=(libcmocka-dev postgresql postgresql-contrib postgresql-server-dev-15 sqlite3 nodejs npm
+  util-linux procps)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || want+=("${test_pkgs[@]}")

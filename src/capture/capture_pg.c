@@ -57,7 +57,16 @@ static void table_ref(const char *schema, const char *table, hr_buf_t *out)
     hr_pg_quote_ident(table, out);
 }
 
-void hr_capture_pg_create(const char *schema, const char *table, unsigned op, hr_buf_t *out)
+const char *hr_capture_pg_function(unsigned op, int native)
+{
+    if (native) return "capture_native";
+    return op == HR_OP_INSERT   ? "capture_insert"
+           : op == HR_OP_DELETE ? "capture_delete"
+                                : "capture_row";
+}
+
+void hr_capture_pg_create(const char *schema, const char *table, unsigned op, int native,
+                          hr_buf_t *out)
 {
     hr_buf_t src = HR_BUF_INIT;
     hr_capture_source(schema, table, &src);
@@ -66,14 +75,13 @@ void hr_capture_pg_create(const char *schema, const char *table, unsigned op, hr
                   : op == HR_OP_UPDATE ? "UPDATE"
                                        : "DELETE");
     table_ref(schema, table, out);
-    if (op == HR_OP_INSERT)
-        hr_buf_puts(out, " REFERENCING NEW TABLE AS herald_new FOR EACH STATEMENT"
-                         " EXECUTE FUNCTION herald.capture_insert(");
-    else if (op == HR_OP_DELETE)
-        hr_buf_puts(out, " REFERENCING OLD TABLE AS herald_old FOR EACH STATEMENT"
-                         " EXECUTE FUNCTION herald.capture_delete(");
+    if (!native && op == HR_OP_INSERT)
+        hr_buf_puts(out, " REFERENCING NEW TABLE AS herald_new FOR EACH STATEMENT");
+    else if (!native && op == HR_OP_DELETE)
+        hr_buf_puts(out, " REFERENCING OLD TABLE AS herald_old FOR EACH STATEMENT");
     else
-        hr_buf_puts(out, " FOR EACH ROW EXECUTE FUNCTION herald.capture_row(");
+        hr_buf_puts(out, " FOR EACH ROW");
+    hr_buf_printf(out, " EXECUTE FUNCTION herald.%s(", hr_capture_pg_function(op, native));
     hr_pg_quote_literal(src.data, out);
     hr_buf_puts(out, ");\n");
     hr_buf_free(&src);

@@ -27,10 +27,13 @@
 /* Enum keys are stored through an int. */
 _Static_assert(sizeof(hr_log_level_t) == sizeof(int), "log level enum is not int-sized");
 _Static_assert(sizeof(hr_backoff_kind_t) == sizeof(int), "backoff enum is not int-sized");
+_Static_assert(sizeof(hr_capture_mode_t) == sizeof(int), "capture enum is not int-sized");
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const backoffs[] = {"exponential", "fixed", NULL};
 static const char *const starts[] = {"now", "beginning", NULL};
+/* In the order of hr_capture_mode_t. */
+static const char *const captures[] = {"auto", "native", "plpgsql", NULL};
 /* Choice i is bit 1 << i, which matches HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE, HR_OP_MANUAL. */
 static const char *const operations[] = {"insert", "update", "delete", "manual", NULL};
 _Static_assert(HR_OP_INSERT == 1 && HR_OP_UPDATE == 2 && HR_OP_DELETE == 4 && HR_OP_MANUAL == 8,
@@ -101,6 +104,24 @@ const hr_cfg_key_t hr_cfg_keys[HR_K_COUNT] = {
                              .max = 24 * H,
                              .doc = "On SIGTERM, how long requests in flight may take to finish "
                                     "before herald exits."},
+    [HR_K_CAPTURE] = {.section = HR_SEC_TOP,
+                      .name = "capture",
+                      .type = HR_KT_ENUM,
+                      .off = TOP(capture),
+                      .def = "auto",
+                      .choices = captures,
+                      .doc = "How `herald apply` captures PostgreSQL tables. `native`: with the "
+                             "trigger function of herald's PostgreSQL module `herald_capture` "
+                             "(built as `build/pgext/herald_capture.so`; `make install-pgext` "
+                             "copies it into the server's library directory), which writes the "
+                             "log row without going through SQL; `herald apply` fails when the "
+                             "server cannot load it, and creating a C function needs a "
+                             "superuser. `plpgsql`: with PL/pgSQL functions, which any database "
+                             "(managed ones included) can run. `auto`: `native` when the server "
+                             "can load the module, else `plpgsql`; apply says which. Both write "
+                             "the same log rows; native capture slows the application's writes "
+                             "less ([benchmarks.md](benchmarks.md) has the figures). "
+                             "SQLite ignores this key."},
     [HR_K_TRIGGERS] = {.section = HR_SEC_TOP,
                        .name = "triggers",
                        .type = HR_KT_TRIGGERS,

@@ -16,6 +16,9 @@
 #include "core/log.h"
 
 typedef enum { HR_BACKOFF_EXPONENTIAL = 0, HR_BACKOFF_FIXED } hr_backoff_kind_t;
+/* How herald apply captures a PostgreSQL table (key capture): the native module when the server
+ * can load it, else PL/pgSQL (auto); the module or an error (native); PL/pgSQL always. */
+typedef enum { HR_CAPTURE_AUTO = 0, HR_CAPTURE_NATIVE, HR_CAPTURE_PLPGSQL } hr_capture_mode_t;
 
 typedef struct hr_retry {
     int max_retries;           /* retries after the first attempt; default 5 */
@@ -67,6 +70,7 @@ typedef struct hr_config {
     char *admin_secret;    /* key admin_secret or HERALD_ADMIN_SECRET; NULL = none */
     hr_log_level_t log_level;   /* default info */
     uint64_t shutdown_grace_ms; /* key shutdown_grace; default 10s */
+    hr_capture_mode_t capture;  /* key capture; default auto */
     hr_trigger_def_t *triggers; /* triggers, then the schedules (cron set) */
     size_t ntriggers;
     hr_trigger_def_t *schedules; /* only while parsing: moved to the end of triggers */

@@ -340,6 +340,7 @@ static int validate_tables(PGconn *conn, const hr_config_t *cfg, hr_err_t *err)
 typedef struct table_ops {
     char *schema, *table;
     unsigned want, have;
+    unsigned stale; /* of have: installed with the other capture mode's function */
 } table_ops_t;
 
 static table_ops_t *find_table(table_ops_t *v, size_t n, const char *schema, const char *table)
@@ -357,7 +358,7 @@ static table_ops_t *add_table(table_ops_t **v, size_t *n, const char *schema, co
     e = &(*v)[(*n)++];
     e->schema = hr_xstrdup(schema);
     e->table = hr_xstrdup(table);
-    e->want = e->have = 0;
+    e->want = e->have = e->stale = 0;
     return e;
 }
 
@@ -370,12 +371,93 @@ static void ops_names(unsigned ops, char *out, size_t cap)
              ops & HR_OP_DELETE ? "delete" : "");
 }
 
+/* ---- capture mode (key capture; pgext/herald_capture.c) ---------------------------------- */
+
+/* Whether herald.capture_native can be (re)created: the server loads the library and finds the
+ * function (CREATE FUNCTION ... LANGUAGE C checks both), under a savepoint so that a failure
+ * leaves the apply transaction usable. why gets the server's reason when it cannot. */
+static int native_loadable(PGconn *conn, hr_err_t *why, hr_err_t *err)
+{
+    int rc = hr_pg_cmd(conn, "SAVEPOINT herald_native", err, "trying native capture");
+    if (rc) return rc;
+    if (hr_pg_cmd(conn,
+                  "CREATE OR REPLACE FUNCTION herald.capture_native() RETURNS trigger"
+                  " LANGUAGE C AS 'herald_capture', 'herald_capture'",
+                  why, "creating herald.capture_native") == 0)
+        return hr_pg_cmd(conn, "RELEASE SAVEPOINT herald_native", err, "trying native capture")
+                   ? HR_EDB
+                   : 1;
+    rc = hr_pg_cmd(conn, "ROLLBACK TO SAVEPOINT herald_native", err, "trying native capture");
+    return rc ? rc : 0;
+}
+
+/* The capture mode recorded in herald.meta by the last apply: 1 native, 0 PL/pgSQL, -1 none. */
+static int recorded_capture(PGconn *conn, int *out, hr_err_t *err)
+{
+    PGresult *r = hr_pg_exec(conn, "SELECT value FROM herald.meta WHERE key = 'capture'", 0, NULL,
+                             err, "reading the capture mode");
+    if (!r) return HR_EDB;
+    *out = PQntuples(r) ? strcmp(PQgetvalue(r, 0, 0), "native") == 0 : -1;
+    PQclear(r);
+    return 0;
+}
+
+/* Resolves mode to native (1) or PL/pgSQL (0) inside the apply transaction, records it for the
+ * metadata API's edits (which follow it: capture_for_edit) and reports a change of mode. */
+static int resolve_capture(PGconn *conn, hr_capture_mode_t mode, int *native,
+                           hr_store_report_fn report, void *ud, hr_err_t *err)
+{
+    hr_err_t why = {0};
+    int rc = 0;
+    *native = 0;
+    if (mode != HR_CAPTURE_PLPGSQL) {
+        rc = native_loadable(conn, &why, err);
+        if (rc < 0) return rc;
+        *native = rc;
+        if (!*native && mode == HR_CAPTURE_NATIVE)
+            return hr_err_set(err, HR_ECONFIG,
+                              "capture: native: the server cannot load herald's module: %s; "
+                              "install build/pgext/herald_capture.so into its library directory "
+                              "(make install-pgext) or set capture: plpgsql",
+                              why.msg);
+    }
+    int before;
+    if ((rc = recorded_capture(conn, &before, err))) return rc;
+    if (before == *native) return 0;
+    const char *p[] = {*native ? "native" : "plpgsql"};
+    PGresult *r = hr_pg_exec(conn,
+                             "INSERT INTO herald.meta VALUES ('capture', $1)"
+                             " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                             1, p, err, "recording the capture mode");
+    if (!r) return HR_EDB;
+    PQclear(r);
+    char line[sizeof why.msg + 64];
+    if (*native)
+        snprintf(line, sizeof line, "capture: native (herald_capture)");
+    else if (why.msg[0])
+        snprintf(line, sizeof line, "capture: plpgsql (native capture unavailable: %s)", why.msg);
+    else
+        snprintf(line, sizeof line, "capture: plpgsql");
+    report(ud, line);
+    return 0;
+}
+
+/* The mode for an edit through the metadata API: the one the last apply recorded, else auto. */
+static int capture_for_edit(PGconn *conn, int *native, hr_err_t *err)
+{
+    int rc = recorded_capture(conn, native, err);
+    if (rc || *native >= 0) return rc;
+    return resolve_capture(conn, HR_CAPTURE_AUTO, native, no_report, NULL, err);
+}
+
 /* Makes the installed capture triggers exactly what defs[0..n) need: per table, the union of
- * their row operations. Capture on tables no definition reads is removed. */
-static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs,
+ * their row operations, each executing the function of the mode (native or PL/pgSQL). Capture on
+ * tables no definition reads is removed; a trigger of the other mode is replaced. */
+static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs, int native,
                         hr_store_report_fn report, void *ud, hr_err_t *err)
 {
     const unsigned row_ops = HR_OP_INSERT | HR_OP_UPDATE | HR_OP_DELETE;
+    const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
     table_ops_t *v = NULL;
     size_t n = 0;
     int rc = 0;
@@ -385,9 +467,10 @@ static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs
         add_table(&v, &n, t->schema, t->table)->want |= t->ops & row_ops;
     }
     PGresult *r = hr_pg_exec(conn,
-                             "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t"
+                             "SELECT n.nspname, c.relname, t.tgname, p.proname FROM pg_trigger t"
                              " JOIN pg_class c ON c.oid = t.tgrelid"
                              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                             " JOIN pg_proc p ON p.oid = t.tgfoid"
                              " WHERE t.tgname IN ('herald_capture_insert', 'herald_capture_update',"
                              " 'herald_capture_delete')",
                              0, NULL, err, "listing capture triggers");
@@ -397,36 +480,42 @@ static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs
     }
     for (int i = 0; i < PQntuples(r); i++) {
         const char *tg = PQgetvalue(r, i, 2);
-        add_table(&v, &n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1))->have |=
-            strcmp(tg, "herald_capture_insert") == 0   ? HR_OP_INSERT
-            : strcmp(tg, "herald_capture_update") == 0 ? HR_OP_UPDATE
-                                                       : HR_OP_DELETE;
+        unsigned op = strcmp(tg, "herald_capture_insert") == 0   ? HR_OP_INSERT
+                      : strcmp(tg, "herald_capture_update") == 0 ? HR_OP_UPDATE
+                                                                 : HR_OP_DELETE;
+        table_ops_t *e = add_table(&v, &n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        e->have |= op;
+        if (strcmp(PQgetvalue(r, i, 3), hr_capture_pg_function(op, native)) != 0) e->stale |= op;
     }
     PQclear(r);
     hr_buf_t sql = HR_BUF_INIT;
     for (size_t i = 0; i < n && !rc; i++) {
         table_ops_t *e = &v[i];
-        if (e->want == e->have) continue;
+        unsigned switched = e->stale & e->want;
+        if (e->want == e->have && !switched) continue;
         hr_buf_reset(&sql);
-        const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
         for (int k = 0; k < 3; k++) {
-            if ((e->have & ops[k]) && !(e->want & ops[k]))
+            if ((e->have & ops[k]) && (!(e->want & ops[k]) || (switched & ops[k])))
                 hr_capture_pg_drop(e->schema, e->table, ops[k], &sql);
-            if (!(e->have & ops[k]) && (e->want & ops[k]))
-                hr_capture_pg_create(e->schema, e->table, ops[k], &sql);
+            if ((e->want & ops[k]) && (!(e->have & ops[k]) || (switched & ops[k])))
+                hr_capture_pg_create(e->schema, e->table, ops[k], native, &sql);
         }
         rc = hr_pg_cmd(conn, sql.data, err, "installing capture");
         if (rc) break;
         char names[64], line[600];
         ops_names(e->want, names, sizeof names);
+        const char *how = native ? "native" : "plpgsql";
         if (!e->have)
-            snprintf(line, sizeof line, "capture: installed on %s.%s (%s)", e->schema, e->table,
-                     names);
+            snprintf(line, sizeof line, "capture: installed on %s.%s (%s; %s)", e->schema, e->table,
+                     names, how);
         else if (!e->want)
             snprintf(line, sizeof line, "capture: removed from %s.%s", e->schema, e->table);
+        else if (e->want == e->have)
+            snprintf(line, sizeof line, "capture: switched to %s on %s.%s (%s)", how, e->schema,
+                     e->table, names);
         else
-            snprintf(line, sizeof line, "capture: changed on %s.%s (%s)", e->schema, e->table,
-                     names);
+            snprintf(line, sizeof line, "capture: changed on %s.%s (%s; %s)", e->schema, e->table,
+                     names, how);
         report(ud, line);
     }
     hr_buf_free(&sql);
@@ -628,7 +717,9 @@ static int pg_apply(hr_store_t *st, const hr_config_t *cfg, hr_store_report_fn r
     if ((rc = hr_pg_cmd(conn, APPLY_LOCK, err, "waiting for other applies"))) goto out;
     if ((rc = validate_tables(conn, cfg, err))) goto out;
     if ((rc = migrate(conn, report, ud, err))) goto out;
-    if ((rc = sync_capture(conn, cfg->triggers, cfg->ntriggers, report, ud, err))) goto out;
+    int native;
+    if ((rc = resolve_capture(conn, cfg->capture, &native, report, ud, err))) goto out;
+    if ((rc = sync_capture(conn, cfg->triggers, cfg->ntriggers, native, report, ud, err))) goto out;
     if ((rc = sync_definitions(conn, cfg, report, ud, err))) goto out;
     rc = hr_pg_cmd(conn, "COMMIT", err, "committing the apply transaction");
     return rc;
@@ -662,7 +753,9 @@ static int pg_put_trigger(hr_store_t *st, const hr_trigger_def_t *def, int repla
         goto out;
     }
     if ((rc = defs_with(v, n, def->name, def, &set, &nset, err))) goto out;
-    if ((rc = sync_capture(conn, set, nset, no_report, NULL, err))) goto out;
+    int native;
+    if ((rc = capture_for_edit(conn, &native, err))) goto out;
+    if ((rc = sync_capture(conn, set, nset, native, no_report, NULL, err))) goto out;
     if ((rc = store_definition(conn, def, old ? old->json : NULL, old != NULL, no_report, NULL,
                                &changed, err)))
         goto out;
@@ -698,7 +791,9 @@ static int pg_delete_trigger(hr_store_t *st, const char *name, hr_err_t *err)
         goto out;
     }
     if ((rc = defs_with(v, n, name, NULL, &set, &nset, err))) goto out;
-    if ((rc = sync_capture(conn, set, nset, no_report, NULL, err))) goto out;
+    int native;
+    if ((rc = capture_for_edit(conn, &native, err))) goto out;
+    if ((rc = sync_capture(conn, set, nset, native, no_report, NULL, err))) goto out;
     if ((rc = remove_definition(conn, name, no_report, NULL, err))) goto out;
     if ((rc = bump_defs_version(conn, err))) goto out;
     rc = hr_pg_cmd(conn, "COMMIT", err, "committing");

@@ -25,7 +25,7 @@ static char *read_golden(const char *name)
     return buf;
 }
 
-static void check_golden(const char *schema, const char *table, const char *golden)
+static void check_golden(const char *schema, const char *table, int native, const char *golden)
 {
     hr_buf_t b = HR_BUF_INIT;
     hr_buf_puts(&b, "-- source: ");
@@ -33,7 +33,7 @@ static void check_golden(const char *schema, const char *table, const char *gold
     hr_buf_putc(&b, '\n');
     const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
     for (int i = 0; i < 3; i++)
-        hr_capture_pg_create(schema, table, ops[i], &b);
+        hr_capture_pg_create(schema, table, ops[i], native, &b);
     for (int i = 0; i < 3; i++)
         hr_capture_pg_drop(schema, table, ops[i], &b);
     const char *want = read_golden(golden);
@@ -45,13 +45,15 @@ static void check_golden(const char *schema, const char *table, const char *gold
 static void plain_table(void **state)
 {
     (void)state;
-    check_golden("public", "orders", "plain.sql");
+    check_golden("public", "orders", 0, "plain.sql");
+    check_golden("public", "orders", 1, "plain_native.sql");
 }
 
 static void awkward_names(void **state)
 {
     (void)state;
-    check_golden("My \"Schema\"", "it's.a table", "awkward.sql");
+    check_golden("My \"Schema\"", "it's.a table", 0, "awkward.sql");
+    check_golden("My \"Schema\"", "it's.a table", 1, "awkward_native.sql");
 }
 
 static void source_forms(void **state)
@@ -68,6 +70,10 @@ static void source_forms(void **state)
     assert_string_equal(b.data, "\"a\".\"b.c\"");
     hr_buf_free(&b);
     assert_null(hr_capture_trigger_name(HR_OP_MANUAL));
+    assert_string_equal(hr_capture_pg_function(HR_OP_INSERT, 0), "capture_insert");
+    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, 0), "capture_row");
+    assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, 0), "capture_delete");
+    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, 1), "capture_native");
 }
 
 int main(void)

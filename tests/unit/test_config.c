@@ -26,6 +26,7 @@ static const char full_yaml[] =
     "listen: 0.0.0.0:9090\n"
     "log_level: debug\n"
     "shutdown_grace: 1.5\n"
+    "capture: plpgsql\n"
     "triggers:\n"
     "  - name: order_events\n"
     "    table: public.orders\n"
@@ -60,6 +61,7 @@ static void test_full_example(void **state)
     assert_string_equal(cfg->database, "postgres://app@127.0.0.1:5432/app");
     assert_string_equal(cfg->listen, "0.0.0.0:9090");
     assert_int_equal(cfg->log_level, HR_LOG_DEBUG);
+    assert_int_equal(cfg->capture, HR_CAPTURE_PLPGSQL);
     assert_int_equal(cfg->shutdown_grace_ms, 1500);
     assert_int_equal(cfg->ntriggers, 2);
 
@@ -114,6 +116,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->listen, "127.0.0.1:8080");
     assert_null(cfg->admin_secret);
     assert_int_equal(cfg->log_level, HR_LOG_INFO);
+    assert_int_equal(cfg->capture, HR_CAPTURE_AUTO);
     assert_int_equal(cfg->shutdown_grace_ms, 10000);
     assert_int_equal(cfg->ntriggers, 1);
     const hr_trigger_def_t *t = &cfg->triggers[0];
@@ -212,7 +215,7 @@ static const struct {
     /* Unknown keys, at each level. */
     {"colour: red\n",
      "herald.yaml:1: colour: unknown key (expected one of: database, listen, admin_secret, "
-     "log_level, shutdown_grace, triggers, schedules)"},
+     "log_level, shutdown_grace, capture, triggers, schedules)"},
     {T0 EV WH "    colour: red\n",
      "herald.yaml:5: triggers[0].colour: unknown key (expected one of: name, table, operations, "
      "columns, payload, events, webhook, headers, retry, secret, start, concurrency)"},
@@ -298,6 +301,8 @@ static const struct {
     {T0 EV WH "    concurrency: lots\n",
      "herald.yaml:5: triggers[0].concurrency: invalid value \"lots\" (expected an integer from 1 "
      "to 1024)"},
+    {"capture: fast\n",
+     "herald.yaml:1: capture: invalid value \"fast\" (expected one of: auto, native, plpgsql)"},
     {"log_level: loud\n",
      "herald.yaml:1: log_level: invalid value \"loud\" (expected one of: debug, info, warn, "
      "error)"},

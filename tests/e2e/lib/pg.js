@@ -79,12 +79,17 @@ function readTail(file, lines) {
   }
 }
 
+/** Path of herald's native capture module (pgext/herald_capture.c) as built; `make test` sets it. */
+export const PGEXT = process.env.HERALD_PGEXT || '';
+
 /**
- * Starts a cluster. Returns
+ * Starts a cluster. With nativeCapture (the default) and HERALD_PGEXT set, the server can load
+ * herald's native capture module: it is copied into the cluster's directory, which
+ * dynamic_library_path names (so `capture: auto` picks it). Returns
  *   { url, port, dir, client(), query(sql, params), restart(), stop(), createDb(name), logTail(n) }.
  * url is postgres://postgres@127.0.0.1:PORT/postgres.
  */
-export async function startPg({ maxConnections = 100 } = {}) {
+export async function startPg({ maxConnections = 100, nativeCapture = true } = {}) {
   installExitHook();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-pg-'));
   const data = path.join(dir, 'data');
@@ -96,6 +101,12 @@ export async function startPg({ maxConnections = 100 } = {}) {
   }
   await runTool('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8',
     '--locale=C', '--no-instructions'], { cwd: dir });
+  if (nativeCapture && PGEXT) {
+    const lib = path.join(dir, 'lib');
+    fs.mkdirSync(lib, { mode: 0o755 });
+    fs.copyFileSync(PGEXT, path.join(lib, 'herald_capture.so'));
+    fs.appendFileSync(path.join(data, 'postgresql.conf'), `dynamic_library_path = '$libdir:${lib}'\n`);
+  }
 
   let port;
   let opts;

@@ -301,6 +301,8 @@ onBackend('postgres', 'schema 2 → 3 on apply: log column types change, events 
   const s = await stack(cluster, {
     sql: ORDERS,
     serve: false,
+    // Schema 2 had only the PL/pgSQL capture functions, which this test puts back.
+    config: { capture: 'plpgsql' },
     triggers: (r) => [{ name: 'mig', table: 'public.orders', operations: ['insert', 'update', 'delete'], webhook: r.url('/m'), start: 'beginning' }],
   });
   // Back to schema 2: its column types and its capture functions (migration 1's text).

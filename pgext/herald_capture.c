@@ -1,0 +1,297 @@
+/* herald_capture.c: herald's capture trigger as a PostgreSQL loadable module ("native capture").
+ *
+ * The same log row as the PL/pgSQL capture functions of src/store/pg_schema.c (migration 3):
+ * (seq, id, xid, at, source, op, old, new, session) with old/new as to_json of the row images and
+ * session as the herald.session (else hasura.user) setting's text. It writes that row with
+ * heap_insert and index_insert instead of an SQL INSERT through SPI: measured with pgbench, the
+ * executor's per-statement start-up is most of what the PL/pgSQL trigger costs a single-row
+ * write (docs/benchmarks.md, "Native capture").
+ *
+ * The direct write is taken only while herald.log has exactly the shape herald created (columns,
+ * types, no triggers, no row security, every index a plain immediate b-tree over columns);
+ * otherwise the row goes through a prepared SQL INSERT, which PostgreSQL checks and maintains in
+ * full. Either way a write never fails because of capture unless the log itself cannot be written.
+ *
+ * One function serves every trigger herald installs in native mode: AFTER ... FOR EACH ROW, for
+ * INSERT, UPDATE and DELETE (src/capture/capture_pg.c). Row-level, because a transition table
+ * costs a single-row statement more than it saves a bulk one once the write itself is cheap. The
+ * trigger's first argument is the source name written to the log.
+ *
+ * herald apply installs it as herald.capture_native() when the server can load this library
+ * (docs/config.md, key capture); the library must then stay installed, as any extension's. */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/uuid.h"
+#include "utils/xid8.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(herald_capture);
+
+/* herald.log's columns as migration 3 leaves them, in attribute order. */
+enum { COL_SEQ, COL_ID, COL_XID, COL_AT, COL_SOURCE, COL_OP, COL_OLD, COL_NEW, COL_SESSION, NCOLS };
+
+static const struct {
+    const char *name;
+    Oid type;
+} log_columns[NCOLS] = {
+    {"seq", INT8OID},       {"id", UUIDOID},     {"xid", XID8OID},
+    {"at", TIMESTAMPTZOID}, {"source", TEXTOID}, {"op", TEXTOID},
+    {"old", JSONOID},       {"new", JSONOID},    {"session", TEXTOID},
+};
+
+/* Per backend: herald.log's oid, its identity sequence and whether the direct write applies.
+ * Dropped by any relcache invalidation of the log (ALTER TABLE, CREATE INDEX, herald apply). */
+static struct {
+    bool valid;
+    Oid log;   /* herald.log */
+    Oid seq;   /* the sequence behind seq's GENERATED ALWAYS AS IDENTITY */
+    bool fast; /* the shape matches: write with heap_insert */
+} cache;
+static bool callback_registered;
+
+/* The prepared INSERT of the general path, kept for the backend's life once made. */
+static SPIPlanPtr insert_plan;
+
+static void relcache_changed(Datum arg, Oid relid)
+{
+    if (relid == InvalidOid || relid == cache.log) cache.valid = false;
+}
+
+/* Whether herald.log (opened) has exactly herald's columns, and nothing a direct write would
+ * bypass: triggers, check constraints, row security. These change only under a lock that
+ * conflicts with ours, so the answer holds while the table is open. Indexes can be added
+ * concurrently (CREATE INDEX CONCURRENTLY): open_indexes checks them on every write. */
+static bool shape_is_herald(Relation rel)
+{
+    TupleDesc desc = RelationGetDescr(rel);
+    if (desc->natts != NCOLS || rel->trigdesc != NULL || rel->rd_rel->relrowsecurity ||
+        rel->rd_rel->relkind != RELKIND_RELATION ||
+        (desc->constr != NULL && desc->constr->num_check > 0))
+        return false;
+    for (int i = 0; i < NCOLS; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (att->attisdropped || att->atttypid != log_columns[i].type ||
+            strcmp(NameStr(att->attname), log_columns[i].name) != 0)
+            return false;
+    }
+    return true;
+}
+
+typedef struct log_index {
+    Relation rel;
+    IndexInfo *info;
+} log_index;
+
+static void close_indexes(log_index *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        index_close(v[i].rel, RowExclusiveLock);
+}
+
+/* Opens herald.log's indexes into v (room for list_length(RelationGetIndexList)); returns how
+ * many, or -1 (none left open) when one is not a plain immediate b-tree over columns, which the
+ * direct write cannot maintain. */
+static int open_indexes(Relation rel, log_index **out)
+{
+    List *oids = RelationGetIndexList(rel);
+    log_index *v = palloc(sizeof *v * (list_length(oids) + 1));
+    int n = 0;
+    ListCell *lc;
+    foreach (lc, oids) {
+        Relation irel = index_open(lfirst_oid(lc), RowExclusiveLock);
+        IndexInfo *ii = BuildIndexInfo(irel);
+        v[n].rel = irel;
+        v[n].info = ii;
+        n++;
+        if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL || ii->ii_ExclusionOps != NULL ||
+            (ii->ii_Unique && !irel->rd_index->indimmediate)) {
+            close_indexes(v, n);
+            n = -1;
+            break;
+        }
+    }
+    list_free(oids);
+    *out = v;
+    return n;
+}
+
+/* Opens herald.log for a write and makes the cache describe it. The name is resolved on every
+ * call (a syscache lookup), under the lock: invalidations are taken while locking, so the cache
+ * is current once the table is open. */
+static Relation open_log(void)
+{
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(relcache_changed, (Datum)0);
+        callback_registered = true;
+    }
+    Relation rel = table_openrv_extended(makeRangeVar("herald", "log", -1), RowExclusiveLock, true);
+    if (rel == NULL)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("herald capture: table herald.log does not exist"),
+                        errhint("Run herald apply.")));
+    if (!cache.valid || cache.log != RelationGetRelid(rel)) {
+        cache.valid = true; /* first: an invalidation while looking (below) clears it again */
+        cache.log = RelationGetRelid(rel);
+        cache.fast = shape_is_herald(rel);
+        cache.seq = cache.fast ? getIdentitySequence(cache.log, COL_SEQ + 1, true) : InvalidOid;
+        if (!OidIsValid(cache.seq)) cache.fast = false;
+    }
+    return rel;
+}
+
+/* The session as the application set it: herald.session, else hasura.user; NULL when neither is
+ * set or both are empty (the same as migration 3's coalesce(nullif(current_setting ...))). */
+static const char *session_text(void)
+{
+    const char *s = GetConfigOption("herald.session", true, false);
+    if (s != NULL && s[0] != '\0') return s;
+    s = GetConfigOption("hasura.user", true, false);
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static Datum row_json(HeapTuple tuple, TupleDesc desc)
+{
+    return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc));
+}
+
+/* One log row through the executor: defaults, constraints, triggers and every index kind. */
+static void insert_sql(Datum source, const char *op, Datum old, bool old_null, Datum new_,
+                       bool new_null, const char *session)
+{
+    Datum values[5] = {source, CStringGetTextDatum(op), old, new_,
+                       session ? CStringGetTextDatum(session) : (Datum)0};
+    char nulls[5] = {' ', ' ', old_null ? 'n' : ' ', new_null ? 'n' : ' ', session ? ' ' : 'n'};
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "herald capture: SPI_connect failed");
+    if (insert_plan == NULL) {
+        Oid types[5] = {TEXTOID, TEXTOID, JSONOID, JSONOID, TEXTOID};
+        SPIPlanPtr plan = SPI_prepare("INSERT INTO herald.log (source, op, old, new, session)"
+                                      " VALUES ($1, $2, $3, $4, $5)",
+                                      5, types);
+        if (plan == NULL)
+            elog(ERROR, "herald capture: SPI_prepare failed: %s",
+                 SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        insert_plan = plan;
+    }
+    int rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+    if (rc != SPI_OK_INSERT)
+        elog(ERROR, "herald capture: insert into herald.log failed: %s",
+             SPI_result_code_string(rc));
+    SPI_finish();
+}
+
+/* One log row written directly: heap_insert, then each of the n indexes (open_indexes). */
+static void insert_direct(Relation rel, log_index *indexes, int n, Datum source, const char *op,
+                          Datum old, bool old_null, Datum new_, bool new_null, const char *session)
+{
+    Datum values[NCOLS];
+    bool nulls[NCOLS] = {false};
+    pg_uuid_t *uuid = palloc(sizeof *uuid);
+    if (!pg_strong_random(uuid->data, UUID_LEN))
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("herald capture: could not generate a random event id")));
+    uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40; /* version 4, as gen_random_uuid() */
+    uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+
+    values[COL_SEQ] = Int64GetDatum(nextval_internal(cache.seq, false));
+    values[COL_ID] = UUIDPGetDatum(uuid);
+    values[COL_XID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+    values[COL_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+    values[COL_SOURCE] = source;
+    values[COL_OP] = CStringGetTextDatum(op);
+    values[COL_OLD] = old;
+    nulls[COL_OLD] = old_null;
+    values[COL_NEW] = new_;
+    nulls[COL_NEW] = new_null;
+    values[COL_SESSION] = session ? CStringGetTextDatum(session) : (Datum)0;
+    nulls[COL_SESSION] = session == NULL;
+
+    HeapTuple tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+    heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
+    if (n > 0) {
+        /* The index values come from the tuple as formed (not as TOASTed), as in the executor. */
+        TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+        ExecStoreHeapTuple(tup, slot, false);
+        for (int i = 0; i < n; i++) {
+            IndexInfo *ii = indexes[i].info;
+            if (!ii->ii_ReadyForInserts) continue;
+            Datum ivalues[INDEX_MAX_KEYS];
+            bool inulls[INDEX_MAX_KEYS];
+            FormIndexDatum(ii, slot, NULL, ivalues, inulls);
+            index_insert(indexes[i].rel, ivalues, inulls, &tup->t_self, rel,
+                         ii->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, ii);
+        }
+        ExecDropSingleTupleTableSlot(slot);
+    }
+    heap_freetuple(tup);
+}
+
+static void capture_one(Relation log, Datum source, const char *op, HeapTuple old, HeapTuple new_,
+                        TupleDesc desc, const char *session)
+{
+    Datum old_json = old ? row_json(old, desc) : (Datum)0;
+    Datum new_json = new_ ? row_json(new_, desc) : (Datum)0;
+    log_index *indexes;
+    int n = cache.fast ? open_indexes(log, &indexes) : -1;
+    if (n >= 0) {
+        insert_direct(log, indexes, n, source, op, old_json, old == NULL, new_json, new_ == NULL,
+                      session);
+        close_indexes(indexes, n);
+    } else {
+        insert_sql(source, op, old_json, old == NULL, new_json, new_ == NULL, session);
+    }
+}
+
+Datum herald_capture(PG_FUNCTION_ARGS)
+{
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("herald capture: not called as a trigger")));
+    TriggerData *td = (TriggerData *)fcinfo->context;
+    TriggerEvent ev = td->tg_event;
+    if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_ROW(ev) || td->tg_trigger->tgnargs != 1)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("herald capture: must be an AFTER ... FOR EACH ROW trigger with "
+                               "the source name as its one argument")));
+
+    Relation log = open_log();
+    Datum source = CStringGetTextDatum(td->tg_trigger->tgargs[0]);
+    const char *session = session_text();
+    TupleDesc desc = RelationGetDescr(td->tg_relation);
+    if (TRIGGER_FIRED_BY_INSERT(ev))
+        capture_one(log, source, "INSERT", NULL, td->tg_trigtuple, desc, session);
+    else if (TRIGGER_FIRED_BY_UPDATE(ev))
+        capture_one(log, source, "UPDATE", td->tg_trigtuple, td->tg_newtuple, desc, session);
+    else if (TRIGGER_FIRED_BY_DELETE(ev))
+        capture_one(log, source, "DELETE", td->tg_trigtuple, NULL, desc, session);
+    else
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("herald capture: fired by an operation other than INSERT, UPDATE "
+                               "or DELETE")));
+    table_close(log, RowExclusiveLock);
+    return PointerGetDatum(NULL);
+}
