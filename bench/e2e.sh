@@ -18,7 +18,8 @@
 #      towards `herald sink --status 503`, retried after an hour);
 #   7. capture overhead, herald stopped: CAP_ROUNDS (3) alternating rounds of CAP_S (5) s of
 #      pgbench single-row inserts from 16 clients plus a bulk INSERT ... SELECT of N rows, with
-#      herald's capture triggers disabled and enabled (ALTER TABLE ... DISABLE TRIGGER USER);
+#      herald's capture triggers disabled (ALTER TABLE ... DISABLE TRIGGER USER), then applied
+#      with capture: plpgsql, then with capture: native (when the module was built);
 #   5. the same on SQLite (bench/sqlite.sh, once PostgreSQL is stopped; SQLITE=0 skips it);
 # and prints a markdown table (also written to $OUT when set). See docs/benchmarks.md.
 #
@@ -27,9 +28,11 @@
 # DRAIN_TIMEOUT_S (60: seconds without progress before events are declared missing),
 # PG_OPTS (more server options, e.g. "-c log_autovacuum_min_duration=0"),
 # SAMPLES_DIR (keep every latency sample of each phase there), KEEP (keep the work directory),
+# CAPTURE (auto: herald's capture key for phases 1-6; the server can load build/pgext's native
+# module, or PGEXT=path's),
 # TRIGGERS (1: the bench trigger; K > 1 adds K - 1 triggers on tables of their own that stay
 # idle, so that phases 3 and 4 show what each running trigger costs), ONLY=latency (run phases 3
-# and 4 only, and print their rows; by default every phase runs).
+# and 4 only, and print their rows) or ONLY=capture (phase 7 only); by default every phase runs.
 set -euo pipefail
 export LC_ALL=C
 
@@ -42,9 +45,11 @@ IDLE_S=${IDLE_S:-10}
 DRAIN_TIMEOUT_S=${DRAIN_TIMEOUT_S:-60}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 HERALD=${HERALD:-$ROOT/build/herald}
+PGEXT=${PGEXT:-$(dirname "$HERALD")/pgext/herald_capture.so}
+CAPTURE=${CAPTURE:-auto}
 TRIGGERS=${TRIGGERS:-1}
 ONLY=${ONLY:-}
-case "$ONLY" in '' | latency) ;; *) echo "bench: ONLY must be empty or latency" >&2; exit 2 ;; esac
+case "$ONLY" in '' | latency | capture) ;; *) echo "bench: ONLY must be empty, latency or capture" >&2; exit 2 ;; esac
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -232,6 +237,16 @@ as_pg "$PG_BIN/initdb" -D "$DIR/pg" -A trust -U postgres -E UTF8 --no-sync >/dev
 as_pg "$PG_BIN/pg_ctl" start -D "$DIR/pg" -l "$DIR/pg.log" -w -t 60 \
   -o "-p $PGPORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB -c track_commit_timestamp=on ${PG_OPTS:-}" >/dev/null
 PG_STARTED=1
+# herald's native capture module, loadable by this server from the work directory.
+NATIVE=0
+if [ -f "$PGEXT" ]; then
+  mkdir -p "$DIR/lib" && cp "$PGEXT" "$DIR/lib/herald_capture.so" && chmod 755 "$DIR/lib"
+  psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres \
+    -c "ALTER SYSTEM SET dynamic_library_path = '\$libdir:$DIR/lib'" -c "SELECT pg_reload_conf()" >/dev/null
+  NATIVE=1
+else
+  log "no native capture module at $PGEXT: capture is PL/pgSQL, phase 7 measures it alone"
+fi
 psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c 'CREATE DATABASE bench' >/dev/null
 psql_q "CREATE TABLE bench_events(id bigserial PRIMARY KEY,
           t_us bigint NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
@@ -242,6 +257,7 @@ cat >"$DIR/herald.yaml" <<EOF
 database: postgres://postgres@127.0.0.1:$PGPORT/bench
 log_level: info
 listen: off
+capture: $CAPTURE
 triggers:
   - name: bench
     table: public.bench_events
@@ -260,11 +276,62 @@ for k in $(seq 2 "$TRIGGERS"); do
   } >>"$DIR/herald.yaml"
 done
 
+# --- 7. capture overhead, herald stopped --------------------------------------------------------
+# The same table with its capture triggers disabled (ALTER TABLE ... DISABLE TRIGGER USER: no
+# herald code runs on its writes), then applied with capture: plpgsql, then with capture: native
+# (when the module is there), alternating: CAP_ROUNDS rounds of CAP_S seconds of pgbench
+# single-row inserts from 16 clients (synchronous_commit on) per mode, each followed by a bulk
+# INSERT ... SELECT of N rows. Ratios of the sums over the rounds, each mode against "off".
+# Prints its table rows; herald must not be running.
+capture_phase() {
+  CAP_ROUNDS=${CAP_ROUNDS:-3}
+  CAP_S=${CAP_S:-5}
+  CAP_MODES="off plpgsql"
+  [ "$NATIVE" = 1 ] && CAP_MODES="off plpgsql native"
+  log "phase 7: capture overhead, $CAP_ROUNDS alternating rounds of $CAP_S s, 16 clients: $CAP_MODES"
+  local mode r t t0 t1
+  declare -A TX BULK
+  for mode in $CAP_MODES; do TX[$mode]=0; BULK[$mode]=0; done
+  for r in $(seq 1 "$CAP_ROUNDS"); do
+    for mode in $CAP_MODES; do
+      if [ "$mode" = off ]; then
+        psql_q "ALTER TABLE bench_events DISABLE TRIGGER USER" >/dev/null
+      else
+        psql_q "ALTER TABLE bench_events ENABLE TRIGGER USER" >/dev/null
+        sed "s/^capture: .*/capture: $mode/" "$DIR/herald.yaml" >"$DIR/capture.yaml"
+        "$HERALD" apply -c "$DIR/capture.yaml" >"$DIR/apply7.log" 2>&1 || { cat "$DIR/apply7.log" >&2; die "herald apply failed"; }
+      fi
+      pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -f "$DIR/insert.sql" -c 16 -j 2 -T "$CAP_S" \
+        bench >"$DIR/pgbench7.log" 2>&1 || { cat "$DIR/pgbench7.log" >&2; die "pgbench failed"; }
+      t=$(pgbench_tps "$DIR/pgbench7.log")
+      TX[$mode]=$((TX[$mode] + t))
+      t0=$(now_us)
+      psql_q "INSERT INTO bench_events(payload) SELECT 'x' FROM generate_series(1, $N)" >/dev/null
+      t1=$(now_us)
+      BULK[$mode]=$((BULK[$mode] + t1 - t0))
+      log "phase 7: round $r, capture $mode: $t tx/s; bulk insert $(calc "($t1 - $t0) / 1e3" %.0f) ms"
+    done
+  done
+  psql_q "ALTER TABLE bench_events ENABLE TRIGGER USER" >/dev/null
+  for mode in $CAP_MODES; do
+    [ "$mode" = off ] && continue
+    echo "| capture overhead ($mode), pgbench single-row inserts, 16 clients: TPS with capture ÷ without ($CAP_ROUNDS alternating rounds of $CAP_S s; mean tx/s) | **$(calc "${TX[$mode]} / ${TX[off]}" %.2f)** ($((TX[$mode] / CAP_ROUNDS)) / $((TX[off] / CAP_ROUNDS)) tx/s) |"
+    echo "| capture overhead ($mode), bulk INSERT … SELECT of $N rows: time without ÷ time with capture (mean ms) | **$(calc "${BULK[off]} / ${BULK[$mode]}" %.2f)** ($((BULK[$mode] / CAP_ROUNDS / 1000)) / $((BULK[off] / CAP_ROUNDS / 1000)) ms) |"
+  done
+}
+
 "$DIR/receiver" --port "$RPORT" --out "$DIR/recv.out" --status "$DIR/recv.status" \
   --samples "$DIR/samples.txt" 2>"$DIR/receiver.log" &
 RECV_PID=$!
 
 "$HERALD" apply -c "$DIR/herald.yaml" >"$DIR/apply.log" 2>&1 || { cat "$DIR/apply.log" >&2; die "herald apply failed"; }
+if [ "$ONLY" = capture ]; then
+  capture_phase >"$DIR/table.md"
+  echo
+  cat "$DIR/table.md"
+  if [ -n "${OUT:-}" ]; then cp "$DIR/table.md" "$OUT"; fi
+  exit 0
+fi
 start_herald
 
 FAILED=0
@@ -478,41 +545,15 @@ HWM_DELAYED_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$HERALD_PID/status")
 stop_herald
 kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true
 
-# --- 7. capture overhead, herald stopped -------------------------------------------------------
-# The same table with its capture triggers disabled (ALTER TABLE ... DISABLE TRIGGER USER: no
-# herald code runs on its writes) and enabled again, alternating: CAP_ROUNDS rounds of CAP_S
-# seconds of pgbench single-row inserts from 16 clients (synchronous_commit on), each followed by
-# a bulk INSERT ... SELECT of N rows. Ratios of the sums over the rounds.
-CAP_ROUNDS=${CAP_ROUNDS:-3}
-CAP_S=${CAP_S:-5}
-log "phase 7: capture overhead, $CAP_ROUNDS alternating rounds of $CAP_S s, 16 clients"
-TX_ON=0 TX_OFF=0 BULK_ON=0 BULK_OFF=0
-for r in $(seq 1 "$CAP_ROUNDS"); do
-  for mode in off on; do
-    if [ "$mode" = off ]; then psql_q "ALTER TABLE bench_events DISABLE TRIGGER USER" >/dev/null
-    else psql_q "ALTER TABLE bench_events ENABLE TRIGGER USER" >/dev/null; fi
-    pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -f "$DIR/insert.sql" -c 16 -j 2 -T "$CAP_S" \
-      bench >"$DIR/pgbench7.log" 2>&1 || { cat "$DIR/pgbench7.log" >&2; die "pgbench failed"; }
-    t=$(pgbench_tps "$DIR/pgbench7.log")
-    if [ "$mode" = off ]; then TX_OFF=$((TX_OFF + t)); else TX_ON=$((TX_ON + t)); fi
-    t0=$(now_us)
-    psql_q "INSERT INTO bench_events(payload) SELECT 'x' FROM generate_series(1, $N)" >/dev/null
-    t1=$(now_us)
-    if [ "$mode" = off ]; then BULK_OFF=$((BULK_OFF + t1 - t0)); else BULK_ON=$((BULK_ON + t1 - t0)); fi
-    log "phase 7: round $r, capture $mode: $t tx/s; bulk insert $(calc "($t1 - $t0) / 1e3" %.0f) ms"
-  done
-done
-psql_q "ALTER TABLE bench_events ENABLE TRIGGER USER" >/dev/null
-CAP_TPS_RATIO=$(calc "$TX_ON / $TX_OFF" %.2f)
-CAP_BULK_RATIO=$(calc "$BULK_OFF / $BULK_ON" %.2f)
+# --- 7. capture overhead, herald stopped (capture_phase, above) --------------------------------
+capture_phase >"$DIR/capture_rows.md"
 
 {
   echo "| bulk commit: $N rows in one INSERT … SELECT while herald runs, commit → last receipt | **$EPS2B events/s**$NOTE2B ($S2B s) |"
   echo "| CPU seconds per 100,000 events in that phase: herald / its PostgreSQL backend | $HCPU2B_S / $DCPU2B_S s |"
   echo "| latency at 80 % of the live maximum ($RATE80 events/s from $CLIENTS clients for $LAT_S s), commit → receipt, p50 / p99 / max: whole run; after its first second | **$C3B_ALL ms**$NOTE3B; $C3B_STEADY ms ($DIST3B rows, pgbench $TPS3B tx/s) |"
   echo "| herald RSS: a fresh process, idle; with $NDELAYED events in the delayed queue (its peak) | $(calc "$RSS_IDLE0_KB / 1024" %.1f) MiB; $(calc "$RSS_DELAYED_KB / 1024" %.1f) MiB ($(calc "$HWM_DELAYED_KB / 1024" %.1f) MiB) |"
-  echo "| capture overhead, pgbench single-row inserts, 16 clients: TPS with capture ÷ without ($CAP_ROUNDS alternating rounds of $CAP_S s; mean tx/s) | **$CAP_TPS_RATIO** ($((TX_ON / CAP_ROUNDS)) / $((TX_OFF / CAP_ROUNDS)) tx/s) |"
-  echo "| capture overhead, bulk INSERT … SELECT of $N rows: time without ÷ time with capture (mean ms) | **$CAP_BULK_RATIO** ($((BULK_ON / CAP_ROUNDS / 1000)) / $((BULK_OFF / CAP_ROUNDS / 1000)) ms) |"
+  cat "$DIR/capture_rows.md"
 } >>"$DIR/table.md"
 
 # --- 5. the SQLite rows, with PostgreSQL and its herald stopped --------------------------------
