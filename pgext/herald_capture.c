@@ -57,10 +57,11 @@ enum { COL_SEQ, COL_ID, COL_XID, COL_AT, COL_SOURCE, COL_OP, COL_OLD, COL_NEW, C
 static const struct {
     const char *name;
     Oid type;
+    bool not_null;
 } log_columns[NCOLS] = {
-    {"seq", INT8OID},       {"id", UUIDOID},     {"xid", XID8OID},
-    {"at", TIMESTAMPTZOID}, {"source", TEXTOID}, {"op", TEXTOID},
-    {"old", JSONOID},       {"new", JSONOID},    {"session", TEXTOID},
+    {"seq", INT8OID, true},       {"id", UUIDOID, true},     {"xid", XID8OID, true},
+    {"at", TIMESTAMPTZOID, true}, {"source", TEXTOID, true}, {"op", TEXTOID, true},
+    {"old", JSONOID, false},      {"new", JSONOID, false},   {"session", TEXTOID, false},
 };
 
 /* Per backend: herald.log's oid, its identity sequence and whether the direct write applies.
@@ -81,20 +82,23 @@ static void relcache_changed(Datum arg, Oid relid)
     if (relid == InvalidOid || relid == cache.log) cache.valid = false;
 }
 
-/* Whether herald.log (opened) has exactly herald's columns, and nothing a direct write would
- * bypass: triggers, check constraints, row security. These change only under a lock that
- * conflicts with ours, so the answer holds while the table is open. Indexes can be added
- * concurrently (CREATE INDEX CONCURRENTLY): open_indexes checks them on every write. */
+/* Whether herald.log (opened) has exactly herald's columns (names, types, NOT NULL), and nothing
+ * a direct write would bypass: triggers, rules, check constraints, row security. These change
+ * only under a lock that conflicts with ours, so the answer holds while the table is open.
+ * Indexes can be added concurrently (CREATE INDEX CONCURRENTLY): open_indexes checks them on
+ * every write. The columns' defaults are not consulted: the direct write computes seq, id, xid
+ * and at as herald's defaults do. */
 static bool shape_is_herald(Relation rel)
 {
     TupleDesc desc = RelationGetDescr(rel);
-    if (desc->natts != NCOLS || rel->trigdesc != NULL || rel->rd_rel->relrowsecurity ||
-        rel->rd_rel->relkind != RELKIND_RELATION ||
+    if (desc->natts != NCOLS || rel->trigdesc != NULL || rel->rd_rules != NULL ||
+        rel->rd_rel->relrowsecurity || rel->rd_rel->relkind != RELKIND_RELATION ||
         (desc->constr != NULL && desc->constr->num_check > 0))
         return false;
     for (int i = 0; i < NCOLS; i++) {
         Form_pg_attribute att = TupleDescAttr(desc, i);
         if (att->attisdropped || att->atttypid != log_columns[i].type ||
+            att->attnotnull != log_columns[i].not_null ||
             strcmp(NameStr(att->attname), log_columns[i].name) != 0)
             return false;
     }

@@ -57,16 +57,20 @@ static void table_ref(const char *schema, const char *table, hr_buf_t *out)
     hr_pg_quote_ident(table, out);
 }
 
-const char *hr_capture_pg_function(unsigned op, int native)
+const char *hr_capture_pg_function(unsigned op, hr_capture_pg_style_t style)
 {
-    if (native) return "capture_native";
-    return op == HR_OP_INSERT   ? "capture_insert"
-           : op == HR_OP_DELETE ? "capture_delete"
-                                : "capture_row";
+    if (style == HR_CAPTURE_PG_NATIVE) return "capture_native";
+    if (style == HR_CAPTURE_PG_ROW || op == HR_OP_UPDATE) return "capture_row";
+    return op == HR_OP_INSERT ? "capture_insert" : "capture_delete";
 }
 
-void hr_capture_pg_create(const char *schema, const char *table, unsigned op, int native,
-                          hr_buf_t *out)
+int hr_capture_pg_row_level(unsigned op, hr_capture_pg_style_t style)
+{
+    return style != HR_CAPTURE_PG_STATEMENT || op == HR_OP_UPDATE;
+}
+
+void hr_capture_pg_create(const char *schema, const char *table, unsigned op,
+                          hr_capture_pg_style_t style, hr_buf_t *out)
 {
     hr_buf_t src = HR_BUF_INIT;
     hr_capture_source(schema, table, &src);
@@ -75,13 +79,13 @@ void hr_capture_pg_create(const char *schema, const char *table, unsigned op, in
                   : op == HR_OP_UPDATE ? "UPDATE"
                                        : "DELETE");
     table_ref(schema, table, out);
-    if (!native && op == HR_OP_INSERT)
-        hr_buf_puts(out, " REFERENCING NEW TABLE AS herald_new FOR EACH STATEMENT");
-    else if (!native && op == HR_OP_DELETE)
-        hr_buf_puts(out, " REFERENCING OLD TABLE AS herald_old FOR EACH STATEMENT");
-    else
+    if (hr_capture_pg_row_level(op, style))
         hr_buf_puts(out, " FOR EACH ROW");
-    hr_buf_printf(out, " EXECUTE FUNCTION herald.%s(", hr_capture_pg_function(op, native));
+    else if (op == HR_OP_INSERT)
+        hr_buf_puts(out, " REFERENCING NEW TABLE AS herald_new FOR EACH STATEMENT");
+    else
+        hr_buf_puts(out, " REFERENCING OLD TABLE AS herald_old FOR EACH STATEMENT");
+    hr_buf_printf(out, " EXECUTE FUNCTION herald.%s(", hr_capture_pg_function(op, style));
     hr_pg_quote_literal(src.data, out);
     hr_buf_puts(out, ");\n");
     hr_buf_free(&src);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "store/store.h"
 
@@ -85,12 +86,13 @@ static int cmd_check(const char *path)
     return HR_EXIT_OK;
 }
 
-static void print_line(void *ud, const char *line)
+/* Collects apply's lines: they are printed once the apply transaction has committed, so that a
+ * failed apply (rolled back) never reports changes it did not make. */
+static void collect_line(void *ud, const char *line)
 {
-    int *count = ud;
-    (*count)++;
-    printf("%s\n", line);
-    fflush(stdout);
+    hr_buf_t *out = ud;
+    hr_buf_puts(out, line);
+    hr_buf_putc(out, '\n');
 }
 
 static int cmd_apply(const char *path)
@@ -98,7 +100,8 @@ static int cmd_apply(const char *path)
     hr_config_t *cfg = NULL;
     hr_store_t *st = NULL;
     hr_err_t err = {0};
-    int rc = load(path, &cfg), lines = 0, defaulted = 0;
+    hr_buf_t lines = HR_BUF_INIT;
+    int rc = load(path, &cfg), defaulted = 0;
     if (rc) return rc;
     char *url = hr_config_database_url(cfg, &defaulted);
     const hr_store_ops_t *ops = hr_store_ops_for_url(url);
@@ -111,14 +114,15 @@ static int cmd_apply(const char *path)
         goto out;
     }
     if (ops->open(url, NULL, &st, &err) != 0 ||
-        ops->apply(st, cfg, print_line, &lines, &err) != 0) {
+        ops->apply(st, cfg, collect_line, &lines, &err) != 0) {
         fprintf(stderr, "herald: apply: %s\n", err.msg);
         if (err.code == HR_ECONFIG) fprintf(stderr, "herald: apply: nothing was changed\n");
         rc = err.code == HR_ECONFIG ? HR_EXIT_USAGE : HR_EXIT_FAILURE;
         goto out;
     }
-    if (lines == 0) printf("no changes\n");
+    fputs(lines.len ? lines.data : "no changes\n", stdout);
 out:
+    hr_buf_free(&lines);
     if (st) ops->close(st, NULL, NULL);
     free(url);
     hr_config_free(cfg);

@@ -340,7 +340,8 @@ static int validate_tables(PGconn *conn, const hr_config_t *cfg, hr_err_t *err)
 typedef struct table_ops {
     char *schema, *table;
     unsigned want, have;
-    unsigned stale; /* of have: installed with the other capture mode's function */
+    unsigned stale;  /* of have: installed with another function or level than style's */
+    int partitioned; /* a wanted table that is partitioned (relkind 'p') */
 } table_ops_t;
 
 static table_ops_t *find_table(table_ops_t *v, size_t n, const char *schema, const char *table)
@@ -359,6 +360,7 @@ static table_ops_t *add_table(table_ops_t **v, size_t *n, const char *schema, co
     e->schema = hr_xstrdup(schema);
     e->table = hr_xstrdup(table);
     e->want = e->have = e->stale = 0;
+    e->partitioned = 0;
     return e;
 }
 
@@ -450,9 +452,17 @@ static int capture_for_edit(PGconn *conn, int *native, hr_err_t *err)
     return resolve_capture(conn, HR_CAPTURE_AUTO, native, no_report, NULL, err);
 }
 
+static hr_capture_pg_style_t table_style(const table_ops_t *e, int native)
+{
+    return native           ? HR_CAPTURE_PG_NATIVE
+           : e->partitioned ? HR_CAPTURE_PG_ROW
+                            : HR_CAPTURE_PG_STATEMENT;
+}
+
 /* Makes the installed capture triggers exactly what defs[0..n) need: per table, the union of
- * their row operations, each executing the function of the mode (native or PL/pgSQL). Capture on
- * tables no definition reads is removed; a trigger of the other mode is replaced. */
+ * their row operations, each made in the table's style (capture.h: native, or PL/pgSQL per
+ * statement, or per row on a partitioned table). Capture on tables no definition reads is
+ * removed; a trigger of another style is replaced. */
 static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs, int native,
                         hr_store_report_fn report, void *ud, hr_err_t *err)
 {
@@ -466,13 +476,31 @@ static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs
         if (!t->table || !(t->ops & row_ops)) continue;
         add_table(&v, &n, t->schema, t->table)->want |= t->ops & row_ops;
     }
+    for (size_t i = 0; i < n; i++) {
+        const char *p[] = {v[i].schema, v[i].table};
+        PGresult *k =
+            hr_pg_exec(conn,
+                       "SELECT c.relkind = 'p' FROM pg_class c JOIN pg_namespace n"
+                       " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                       2, p, err, "looking up tables");
+        if (!k) {
+            rc = HR_EDB;
+            goto out;
+        }
+        v[i].partitioned = PQntuples(k) == 1 && strcmp(PQgetvalue(k, 0, 0), "t") == 0;
+        PQclear(k);
+    }
     PGresult *r = hr_pg_exec(conn,
-                             "SELECT n.nspname, c.relname, t.tgname, p.proname FROM pg_trigger t"
+                             "SELECT n.nspname, c.relname, t.tgname, p.proname,"
+                             " (t.tgtype & 1) = 1 FROM pg_trigger t"
                              " JOIN pg_class c ON c.oid = t.tgrelid"
                              " JOIN pg_namespace n ON n.oid = c.relnamespace"
                              " JOIN pg_proc p ON p.oid = t.tgfoid"
                              " WHERE t.tgname IN ('herald_capture_insert', 'herald_capture_update',"
-                             " 'herald_capture_delete')",
+                             " 'herald_capture_delete')"
+                             /* Not the clones PostgreSQL makes of a partitioned table's row-level
+                              * triggers on its partitions: they come and go with the parent's. */
+                             " AND t.tgparentid = 0",
                              0, NULL, err, "listing capture triggers");
     if (!r) {
         rc = HR_EDB;
@@ -485,7 +513,11 @@ static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs
                                                                  : HR_OP_DELETE;
         table_ops_t *e = add_table(&v, &n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
         e->have |= op;
-        if (strcmp(PQgetvalue(r, i, 3), hr_capture_pg_function(op, native)) != 0) e->stale |= op;
+        hr_capture_pg_style_t style = table_style(e, native);
+        int row = strcmp(PQgetvalue(r, i, 4), "t") == 0;
+        if (strcmp(PQgetvalue(r, i, 3), hr_capture_pg_function(op, style)) != 0 ||
+            row != hr_capture_pg_row_level(op, style))
+            e->stale |= op;
     }
     PQclear(r);
     hr_buf_t sql = HR_BUF_INIT;
@@ -498,7 +530,7 @@ static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs
             if ((e->have & ops[k]) && (!(e->want & ops[k]) || (switched & ops[k])))
                 hr_capture_pg_drop(e->schema, e->table, ops[k], &sql);
             if ((e->want & ops[k]) && (!(e->have & ops[k]) || (switched & ops[k])))
-                hr_capture_pg_create(e->schema, e->table, ops[k], native, &sql);
+                hr_capture_pg_create(e->schema, e->table, ops[k], table_style(e, native), &sql);
         }
         rc = hr_pg_cmd(conn, sql.data, err, "installing capture");
         if (rc) break;

@@ -25,7 +25,8 @@ static char *read_golden(const char *name)
     return buf;
 }
 
-static void check_golden(const char *schema, const char *table, int native, const char *golden)
+static void check_golden(const char *schema, const char *table, hr_capture_pg_style_t style,
+                         const char *golden)
 {
     hr_buf_t b = HR_BUF_INIT;
     hr_buf_puts(&b, "-- source: ");
@@ -33,7 +34,7 @@ static void check_golden(const char *schema, const char *table, int native, cons
     hr_buf_putc(&b, '\n');
     const unsigned ops[] = {HR_OP_INSERT, HR_OP_UPDATE, HR_OP_DELETE};
     for (int i = 0; i < 3; i++)
-        hr_capture_pg_create(schema, table, ops[i], native, &b);
+        hr_capture_pg_create(schema, table, ops[i], style, &b);
     for (int i = 0; i < 3; i++)
         hr_capture_pg_drop(schema, table, ops[i], &b);
     const char *want = read_golden(golden);
@@ -45,15 +46,16 @@ static void check_golden(const char *schema, const char *table, int native, cons
 static void plain_table(void **state)
 {
     (void)state;
-    check_golden("public", "orders", 0, "plain.sql");
-    check_golden("public", "orders", 1, "plain_native.sql");
+    check_golden("public", "orders", HR_CAPTURE_PG_STATEMENT, "plain.sql");
+    check_golden("public", "orders", HR_CAPTURE_PG_ROW, "plain_row.sql");
+    check_golden("public", "orders", HR_CAPTURE_PG_NATIVE, "plain_native.sql");
 }
 
 static void awkward_names(void **state)
 {
     (void)state;
-    check_golden("My \"Schema\"", "it's.a table", 0, "awkward.sql");
-    check_golden("My \"Schema\"", "it's.a table", 1, "awkward_native.sql");
+    check_golden("My \"Schema\"", "it's.a table", HR_CAPTURE_PG_STATEMENT, "awkward.sql");
+    check_golden("My \"Schema\"", "it's.a table", HR_CAPTURE_PG_NATIVE, "awkward_native.sql");
 }
 
 static void source_forms(void **state)
@@ -70,10 +72,18 @@ static void source_forms(void **state)
     assert_string_equal(b.data, "\"a\".\"b.c\"");
     hr_buf_free(&b);
     assert_null(hr_capture_trigger_name(HR_OP_MANUAL));
-    assert_string_equal(hr_capture_pg_function(HR_OP_INSERT, 0), "capture_insert");
-    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, 0), "capture_row");
-    assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, 0), "capture_delete");
-    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, 1), "capture_native");
+    assert_string_equal(hr_capture_pg_function(HR_OP_INSERT, HR_CAPTURE_PG_STATEMENT),
+                        "capture_insert");
+    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, HR_CAPTURE_PG_STATEMENT),
+                        "capture_row");
+    assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, HR_CAPTURE_PG_STATEMENT),
+                        "capture_delete");
+    assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, HR_CAPTURE_PG_ROW), "capture_row");
+    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, HR_CAPTURE_PG_NATIVE),
+                        "capture_native");
+    assert_false(hr_capture_pg_row_level(HR_OP_INSERT, HR_CAPTURE_PG_STATEMENT));
+    assert_true(hr_capture_pg_row_level(HR_OP_UPDATE, HR_CAPTURE_PG_STATEMENT));
+    assert_true(hr_capture_pg_row_level(HR_OP_INSERT, HR_CAPTURE_PG_ROW));
 }
 
 int main(void)
