@@ -10,13 +10,18 @@
 // - delivery across mode switches (plpgsql → native → plpgsql): the triggers of each mode, the
 //   lines apply prints, and every event delivered once, in order, with its payload;
 // - the general path: while herald.log is not exactly herald's (an expression or partial index, a
-//   deferrable unique constraint, an added column, a trigger, a CHECK constraint, row security)
+//   deferrable unique constraint, an added column, a trigger, a CHECK constraint, row security, a
+//   NOT NULL on session — a write without one fails as with PL/pgSQL —, a rule on herald.log)
 //   captured rows go through the executor and stay correct, and every index of the log agrees
 //   with the heap (amcheck's bt_index_check with heapallindexed), after direct writes (bulk,
 //   concurrent, with more plain b-tree indexes) as well;
 // - errors: no herald.log means the application's write fails, and nothing of it commits;
 // - mode selection: auto without the module falls back to PL/pgSQL and says why, native without
-//   it fails and changes nothing; the metadata API's edits follow the mode apply recorded.
+//   it fails, changes nothing and prints nothing on stdout; the metadata API's edits follow the
+//   mode apply recorded;
+// - partitioned tables, both modes: row-level triggers on the parent (the partitions' clones left
+//   to PostgreSQL), an UPDATE moving a row between partitions logged as DELETE + INSERT, each
+//   event delivered once; statement-level capture installed the old way is switched to row-level.
 //
 // The module comes from HERALD_PGEXT (`make test` sets it): the tests that need it fail, and say
 // so, when it is not set.
@@ -489,16 +494,19 @@ const GENERAL = `
   CREATE TABLE probe (id serial PRIMARY KEY);
   CREATE TABLE forbidden (id int PRIMARY KEY);
   CREATE TABLE log_audit (seq bigint, source text);
+  CREATE TABLE rule_audit (n serial PRIMARY KEY, source text, op text, old text, new text, session text);
   CREATE FUNCTION log_audit() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO log_audit VALUES (NEW.seq, NEW.source); RETURN NULL; END $$;
 `;
 
 /** How a captured write reaches herald.log now: 'direct' (heap_insert) or 'sql' (the executor).
- * Found by a default on herald.log's at that only the executor applies, set and rolled back. */
+ * Found by a default on herald.log's at that only the executor applies, set and rolled back.
+ * The probe write carries a session (a NOT NULL on herald.log's session must not fail it). */
 async function writePath(db) {
   const c = await db.connect();
   try {
     await c.query('BEGIN');
+    await c.query(`SELECT set_config('herald.session', '{"probe":true}', true)`);
     await c.query("ALTER TABLE herald.log ALTER COLUMN at SET DEFAULT '1999-01-01 00:00:00+00'");
     await c.query('INSERT INTO probe DEFAULT VALUES');
     const { rows } = await c.query(
@@ -622,6 +630,49 @@ describe('general path', () => {
           },
         },
         { what: 'row level security', setup: 'ALTER TABLE herald.log ENABLE ROW LEVEL SECURITY', teardown: 'ALTER TABLE herald.log DISABLE ROW LEVEL SECURITY' },
+        {
+          // writeItems sets a session: those rows go through; a write without one fails on the
+          // executor's NOT NULL, as it does with PL/pgSQL capture (compared on a database of its own).
+          what: 'NOT NULL on herald.log\'s session',
+          // (The rows written so far without one are given one first, else SET NOT NULL fails.)
+          setup: "UPDATE herald.log SET session = '{}' WHERE session IS NULL; ALTER TABLE herald.log ALTER COLUMN session SET NOT NULL",
+          teardown: 'ALTER TABLE herald.log ALTER COLUMN session DROP NOT NULL',
+          async check() {
+            const failure = (p) => p.then(() => assert.fail('a captured write without a session succeeded'), (e) => e);
+            const fields = (e) => ({ code: e.code, message: e.message, schema: e.schema, table: e.table, column: e.column });
+            const expected = {
+              code: '23502', message: 'null value in column "session" of relation "log" violates not-null constraint',
+              schema: 'herald', table: 'log', column: 'session',
+            };
+            const native = await failure(c.query("INSERT INTO items VALUES (1, 'no session')"));
+            assert.deepEqual(fields(native), expected, native.stack);
+            assert.deepEqual(fields(await failure(c.query("UPDATE items SET v = 'no session' WHERE id = 101"))), expected);
+            assert.deepEqual(fields(await failure(c.query('DELETE FROM items WHERE id = 101'))), expected);
+
+            const p = await freshDb(cluster, 'CREATE TABLE items (id int PRIMARY KEY, v text)');
+            await apply(p.url, 'plpgsql', [trig('items_events', 'public.items')]);
+            await p.db.query('ALTER TABLE herald.log ALTER COLUMN session SET NOT NULL');
+            const plpgsql = await failure(p.db.query("INSERT INTO items VALUES (1, 'no session')"));
+            assert.deepEqual(fields(plpgsql), fields(native), 'the same error with PL/pgSQL capture');
+            assert.equal(Number((await p.db.query('SELECT count(*) AS n FROM items')).rows[0].n), 0);
+            const { rows: kept } = await c.query('SELECT id, v FROM items WHERE id IN (1, 101) ORDER BY id');
+            assert.deepEqual(kept, [{ id: 101, v: 'direct!' }], 'none of the failed native writes committed');
+          },
+        },
+        {
+          // The SQL INSERT is rewritten: the rule's action runs once per captured row.
+          what: 'a rule on herald.log',
+          setup: `CREATE RULE log_rule_audit AS ON INSERT TO herald.log DO ALSO
+                    INSERT INTO rule_audit (source, op, old, new, session) VALUES (NEW.source, NEW.op, NEW.old::text, NEW.new::text, NEW.session)`,
+          teardown: 'DROP RULE log_rule_audit ON herald.log',
+          async check(seqs) {
+            const { rows: log } = await c.query(
+              'SELECT source, op, old::text AS old, new::text AS new, session FROM herald.log WHERE seq = ANY($1) ORDER BY seq', [seqs]);
+            const { rows: audit } = await c.query("SELECT source, op, old, new, session FROM rule_audit WHERE source = 'public.items' ORDER BY n");
+            assert.equal(audit.length, 6);
+            assert.deepEqual(audit, log, 'the rule\'s action ran for each captured row, with its values');
+          },
+        },
       ];
       for (const v of variants) {
         await db.query(v.setup);
@@ -634,9 +685,16 @@ describe('general path', () => {
       // Herald's shape again: the direct write again, on the same backend.
       assert.equal(await writePath(db), 'direct');
       const before = Number((await c.query('SELECT count(*) AS n FROM log_audit')).rows[0].n);
+      const ruleBefore = Number((await c.query('SELECT count(*) AS n FROM rule_audit')).rows[0].n);
       await writeItems(c, 'direct again', next());
       await c.query('INSERT INTO forbidden VALUES (2)');
       assert.equal(Number((await c.query('SELECT count(*) AS n FROM log_audit')).rows[0].n), before, 'the dropped trigger no longer fires');
+      assert.equal(Number((await c.query('SELECT count(*) AS n FROM rule_audit')).rows[0].n), ruleBefore, 'the dropped rule no longer fires');
+      // The NOT NULL dropped: a write without a session is captured again (session NULL).
+      const lone = next();
+      await c.query("INSERT INTO items VALUES ($1, 'no session')", [lone]);
+      const { rows: [noSession] } = await c.query("SELECT new->>'id' AS id, session FROM herald.log ORDER BY seq DESC LIMIT 1");
+      assert.deepEqual(noSession, { id: String(lone), session: null });
       await checkLogIndexes(db);
 
       // An added column: the executor writes the row, and applies the column's default (first
@@ -731,6 +789,9 @@ describe('mode selection', () => {
       const f1 = await apply(fresh, 'native', [trig('items_events', 'public.items')], { expectOk: false });
       const failMsg = (r) => {
         assert.equal(r.code, 2, `a configuration that cannot be applied exits 2:\n${r.stderr}`);
+        // Nothing on stdout: apply's lines are printed only once its transaction committed (on
+        // the fresh database, no "schema: installed version 3" for the schema it rolled back).
+        assert.equal(r.stdout, '', `a failed apply prints nothing on stdout:\n${r.stdout}`);
         const errLine = lines(r.stderr).find((l) => l.includes('capture: native:'));
         assert.ok(errLine, `apply says why:\n${r.stderr}`);
         assert.match(errLine, /^herald: apply: capture: native: the server cannot load herald's module: .*"herald_capture"/, errLine);
@@ -822,5 +883,186 @@ describe('mode selection', () => {
       ['UPDATE', { old: { id: 1, v: 'native' }, new: { id: 1, v: 'native!' } }],
     ]);
     assert.equal(s.receiver.requests.filter((q) => q.url === '/m1').length, 0);
+  });
+});
+
+// ---- 6. partitioned tables -----------------------------------------------------------------------
+
+// readings_late is made on its own, its columns in another order (and with a dropped one), then
+// attached: a row's image is its partition's row, so its JSON keys come in the partition's column
+// order (v, day, id there; id, day, v in readings_early). Images are compared parsed, by content.
+const READINGS = `
+  CREATE TABLE readings (id int NOT NULL, day int NOT NULL, v text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+  CREATE TABLE readings_early PARTITION OF readings FOR VALUES FROM (0) TO (100);
+  CREATE TABLE readings_late (v text, gone int, day int NOT NULL, id int NOT NULL);
+  ALTER TABLE readings_late DROP COLUMN gone;
+  ALTER TABLE readings ATTACH PARTITION readings_late FOR VALUES FROM (100) TO (200);
+`;
+
+/** What captureTriggers says for a partitioned table captured for every row operation. */
+function expectedPartitionedTriggers(mode) {
+  const fn = mode === 'native' ? 'herald.capture_native' : 'herald.capture_row';
+  return ['delete', 'insert', 'update'].map((op) => ({ name: `herald_capture_${op}`, fn, row: true, enabled: 'O' }));
+}
+
+/** Every herald_capture_* trigger of the database with its oid and, for the clones PostgreSQL
+ * makes on partitions, the parent trigger's table and name. */
+async function allCaptureTriggers(db) {
+  const { rows } = await db.query(
+    `SELECT t.oid::bigint::text AS oid, t.tgrelid::regclass::text AS rel, t.tgname AS name, t.tgfoid::regproc::text AS fn,
+            (t.tgtype & 1) = 1 AS row, p.tgrelid::regclass::text AS parent_rel, p.tgname AS parent_name
+       FROM pg_trigger t LEFT JOIN pg_trigger p ON p.oid = t.tgparentid
+      WHERE t.tgname LIKE 'herald_capture_%' ORDER BY rel, name`);
+  return rows;
+}
+
+const reading = (id, day, v) => ({ id, day, v });
+const READING_SESSION = '{"x-hasura-user-id":"9"}';
+
+// Each statement its own transaction: SQL, the session it sets, the log rows it must write in
+// order: [op, old, new].
+const READING_STEPS = [
+  { sql: "INSERT INTO readings VALUES (1, 10, 'a')", rows: [['INSERT', null, reading(1, 10, 'a')]] },
+  {
+    sql: "INSERT INTO readings VALUES (2, 20, 'b'), (3, 150, 'c'), (4, 160, 'd')",
+    session: READING_SESSION,
+    rows: [['INSERT', null, reading(2, 20, 'b')], ['INSERT', null, reading(3, 150, 'c')], ['INSERT', null, reading(4, 160, 'd')]],
+  },
+  { sql: "UPDATE readings SET v = 'c2' WHERE id = 3", rows: [['UPDATE', reading(3, 150, 'c'), reading(3, 150, 'c2')]] },
+  {
+    // Moves the row early → late: the old image's DELETE, then the new image's INSERT.
+    sql: "UPDATE readings SET day = 170, v = 'moved' WHERE id = 1",
+    rows: [['DELETE', reading(1, 10, 'a'), null], ['INSERT', null, reading(1, 170, 'moved')]],
+  },
+  {
+    // And late → early.
+    sql: 'UPDATE readings SET day = 30 WHERE id = 4',
+    session: READING_SESSION,
+    rows: [['DELETE', reading(4, 160, 'd'), null], ['INSERT', null, reading(4, 30, 'd')]],
+  },
+  { sql: "INSERT INTO readings_late (id, day, v) VALUES (5, 199, 'into the partition')", rows: [['INSERT', null, reading(5, 199, 'into the partition')]] },
+  {
+    sql: 'DELETE FROM readings WHERE id IN (2, 3, 5)',
+    rows: [['DELETE', reading(2, 20, 'b'), null], ['DELETE', reading(3, 150, 'c2'), null], ['DELETE', reading(5, 199, 'into the partition'), null]],
+  },
+];
+
+/** Runs READING_STEPS on one connection; returns the log rows they must write, in order. */
+async function runReadingSteps(db) {
+  const c = await db.connect();
+  try {
+    for (const step of READING_STEPS) {
+      await c.query('BEGIN');
+      if (step.session) await c.query("SELECT set_config('herald.session', $1, true)", [step.session]);
+      await c.query(step.sql);
+      await c.query('COMMIT');
+    }
+  } finally {
+    c.release();
+  }
+  return READING_STEPS.flatMap((step) => step.rows.map(([op, old, nw]) => ({
+    source: 'public.readings', op, old, new: nw, session: step.session ?? null,
+  })));
+}
+
+/** herald.log in seq order: id, the images' text, and the row with the images parsed. */
+async function readingsLog(db) {
+  const { rows } = await db.query(
+    'SELECT id::text AS id, source, op, old::text AS old, new::text AS new, session FROM herald.log ORDER BY seq');
+  return rows.map((r) => ({
+    id: r.id, text: { old: r.old, new: r.new },
+    row: { source: r.source, op: r.op, old: r.old && JSON.parse(r.old), new: r.new && JSON.parse(r.new), session: r.session },
+  }));
+}
+
+describe('partitioned tables', () => {
+  onBackend('postgres', 'plpgsql and native: row-level triggers on the parent, an UPDATE moving a row between partitions logged as DELETE + INSERT, each event delivered once', async () => {
+    requireModule();
+    const receiver = await receiverTracked();
+    const texts = {};
+    for (const mode of ['plpgsql', 'native']) {
+      const { url, db } = await freshDb(cluster, READINGS);
+      const triggers = [trig('reading_events', 'public.readings', receiver.url(`/${mode}`), { concurrency: 1 })];
+      const a1 = await apply(url, mode, triggers);
+      assert.ok(a1.out.includes(`capture: installed on public.readings (insert, update, delete; ${mode})`), a1.stdout);
+      // On the parent: all three FOR EACH ROW, with the row function (PL/pgSQL too: statement-level
+      // INSERT and DELETE triggers do not fire for the rows an UPDATE moves between partitions).
+      assert.deepEqual(await captureTriggers(db, 'public.readings'), expectedPartitionedTriggers(mode), mode);
+      // On the partitions: PostgreSQL's clones of them.
+      const installed = await allCaptureTriggers(db);
+      const fn = expectedPartitionedTriggers(mode)[0].fn;
+      assert.deepEqual(installed.map(({ oid, ...t }) => t), ['readings', 'readings_early', 'readings_late'].flatMap((rel) =>
+        ['delete', 'insert', 'update'].map((op) => ({
+          rel, name: `herald_capture_${op}`, fn, row: true,
+          parent_rel: rel === 'readings' ? null : 'readings', parent_name: rel === 'readings' ? null : `herald_capture_${op}`,
+        }))), mode);
+      // A second apply leaves them alone (the clones are not herald's to switch or remove).
+      const a2 = await apply(url, mode, triggers);
+      assert.deepEqual(a2.out, ['no changes'], `${mode}: ${a2.stdout}`);
+      assert.deepEqual(await allCaptureTriggers(db), installed, `${mode}: the same triggers (oids) after the second apply`);
+
+      const expected = await runReadingSteps(db);
+      const log = await readingsLog(db);
+      assert.deepEqual(log.map((l) => l.row), expected, `${mode}: the log rows (by content)`);
+      texts[mode] = log.map((l) => l.text);
+
+      await serveTracked(writeConfig({ database: url, capture: mode, triggers }), { env: NO_ENV_DB });
+      await receiver.waitFor((reqs) => reqs.filter((q) => q.url === `/${mode}`).length >= log.length, 30000, `${log.length} deliveries at /${mode}`);
+      for (const l of log) await waitSettled(db, l.id, { trigger: 'reading_events' });
+      const got = receiver.requests.filter((q) => q.url === `/${mode}`);
+      assert.equal(got.length, log.length, `${mode}: each event is delivered exactly once`);
+      assert.deepEqual(got.map((q) => q.json.id), log.map((l) => l.id), `${mode}: in log order`);
+      assert.deepEqual(got.map((q) => ({
+        op: q.json.event.op, old: q.json.event.data.old, new: q.json.event.data.new, session: q.json.event.session_variables,
+      })), expected.map((e) => ({ op: e.op, old: e.old, new: e.new, session: e.session && JSON.parse(e.session) })), `${mode}: payloads`);
+      for (const q of got) assert.deepEqual(q.json.table, { schema: 'public', name: 'readings' });
+    }
+    // Both modes wrote the same images, text for text (key order included).
+    assert.deepEqual(texts.native, texts.plpgsql);
+  });
+
+  onBackend('postgres', 'a partitioned table captured the old way (statement-level INSERT and DELETE): apply switches it to row-level, and moved rows are logged', async () => {
+    const { url, db } = await freshDb(cluster, READINGS);
+    const triggers = [trig('reading_events', 'public.readings')];
+    await apply(url, 'plpgsql', triggers);
+    // What an apply before row-level capture of partitioned tables installed: INSERT and DELETE
+    // per statement with a transition table (UPDATE was per row already).
+    await db.query(`
+      BEGIN;
+      DROP TRIGGER herald_capture_insert ON readings;
+      DROP TRIGGER herald_capture_delete ON readings;
+      CREATE TRIGGER herald_capture_insert AFTER INSERT ON readings REFERENCING NEW TABLE AS herald_new
+        FOR EACH STATEMENT EXECUTE FUNCTION herald.capture_insert('public.readings');
+      CREATE TRIGGER herald_capture_delete AFTER DELETE ON readings REFERENCING OLD TABLE AS herald_old
+        FOR EACH STATEMENT EXECUTE FUNCTION herald.capture_delete('public.readings');
+      COMMIT`);
+    assert.deepEqual(await captureTriggers(db, 'public.readings'), expectedTriggers('plpgsql'));
+    const logged = async () => (await readingsLog(db)).map((l) => l.row);
+    await db.query("INSERT INTO readings VALUES (1, 10, 'a'), (2, 150, 'b')");
+    assert.equal((await logged()).length, 2);
+    // What those triggers lose: a row moved between partitions.
+    await db.query('UPDATE readings SET day = 20 WHERE id = 2');
+    assert.equal((await logged()).length, 2, 'with the statement-level triggers, the moved row is not logged');
+
+    const a = await apply(url, 'plpgsql', triggers);
+    assert.deepEqual(a.out, ['capture: switched to plpgsql on public.readings (insert, update, delete)'], a.stdout);
+    assert.deepEqual(await captureTriggers(db, 'public.readings'), expectedPartitionedTriggers('plpgsql'));
+    const partitions = (await allCaptureTriggers(db)).filter((t) => t.rel !== 'readings');
+    assert.equal(partitions.length, 6, 'the row-level triggers are cloned on both partitions');
+
+    await db.query('UPDATE readings SET day = 199 WHERE id = 1');
+    await db.query("INSERT INTO readings VALUES (3, 30, 'c'), (4, 130, 'd')");
+    await db.query('DELETE FROM readings WHERE id IN (1, 4)');
+    const src = (row) => ({ source: 'public.readings', session: null, ...row });
+    assert.deepEqual((await logged()).slice(2), [
+      src({ op: 'DELETE', old: reading(1, 10, 'a'), new: null }),
+      src({ op: 'INSERT', old: null, new: reading(1, 199, 'a') }),
+      src({ op: 'INSERT', old: null, new: reading(3, 30, 'c') }),
+      src({ op: 'INSERT', old: null, new: reading(4, 130, 'd') }),
+      src({ op: 'DELETE', old: reading(1, 199, 'a'), new: null }),
+      src({ op: 'DELETE', old: reading(4, 130, 'd'), new: null }),
+    ], 'the moved row is logged, and every other row once');
+    const again = await apply(url, 'plpgsql', triggers);
+    assert.deepEqual(again.out, ['no changes'], again.stdout);
   });
 });
