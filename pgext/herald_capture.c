@@ -201,8 +201,9 @@ static void insert_sql(Datum source, const char *op, Datum old, bool old_null, D
         SPI_keepplan(plan);
         insert_plan = plan;
     }
+    /* A rule on herald.log may add statements of other kinds: their result code is reported. */
     int rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
-    if (rc != SPI_OK_INSERT)
+    if (rc < 0)
         elog(ERROR, "herald capture: insert into herald.log failed: %s",
              SPI_result_code_string(rc));
     SPI_finish();
