@@ -8,14 +8,20 @@
  * write (docs/benchmarks.md, "Native capture").
  *
  * The direct write is taken only while herald.log has exactly the shape herald created (columns,
- * types, no triggers, no row security, every index a plain immediate b-tree over columns);
- * otherwise the row goes through a prepared SQL INSERT, which PostgreSQL checks and maintains in
- * full. Either way a write never fails because of capture unless the log itself cannot be written.
+ * types, NOT NULLs, no triggers, rules, CHECK constraints or row security, every index a plain
+ * immediate b-tree over columns); otherwise the row goes through a prepared SQL INSERT, which
+ * PostgreSQL checks and maintains in full.
  *
- * One function serves every trigger herald installs in native mode: AFTER ... FOR EACH ROW, for
- * INSERT, UPDATE and DELETE (src/capture/capture_pg.c). Row-level, because a transition table
- * costs a single-row statement more than it saves a bulk one once the write itself is cheap. The
- * trigger's first argument is the source name written to the log.
+ * One function serves every trigger herald installs in native mode (src/capture/capture_pg.c):
+ *   AFTER UPDATE FOR EACH ROW                          one row image pair per call
+ *   AFTER INSERT|DELETE FOR EACH STATEMENT, with the transition table of the new|old rows:
+ *     one row (the common single-row statement)        written as a row-level call would
+ *     more                                             batches of BATCH: heap_multi_insert,
+ *                                                      one WAL record per page, then the indexes
+ *   AFTER INSERT|UPDATE|DELETE FOR EACH ROW            partitioned tables (an UPDATE that moves a
+ *                                                      row fires no statement-level INSERT/DELETE)
+ * Measured against row-level INSERT triggers: the same single-row cost, bulk statements ~30 %
+ * faster. The trigger's one argument is the source name written to the log.
  *
  * herald apply installs it as herald.capture_native() when the server can load this library
  * (docs/config.md, key capture); the library must then stay installed, as any extension's. */
@@ -44,6 +50,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 #include "utils/uuid.h"
 #include "utils/xid8.h"
 
@@ -182,13 +189,13 @@ static Datum row_json(HeapTuple tuple, TupleDesc desc)
     return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc));
 }
 
-/* One log row through the executor: defaults, constraints, triggers and every index kind. */
-static void insert_sql(Datum source, const char *op, Datum old, bool old_null, Datum new_,
-                       bool new_null, const char *session)
+/* One log row through the executor: defaults, constraints, triggers, rules, every index kind. */
+static void insert_sql(Datum source, Datum op, Datum old, bool old_null, Datum new_, bool new_null,
+                       Datum session, bool session_null)
 {
-    Datum values[5] = {source, CStringGetTextDatum(op), old, new_,
-                       session ? CStringGetTextDatum(session) : (Datum)0};
-    char nulls[5] = {' ', ' ', old_null ? 'n' : ' ', new_null ? 'n' : ' ', session ? ' ' : 'n'};
+    Datum values[5] = {source, op, old, new_, session};
+    char nulls[5] = {' ', ' ', old_null ? 'n' : ' ', new_null ? 'n' : ' ',
+                     session_null ? 'n' : ' '};
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "herald capture: SPI_connect failed");
     if (insert_plan == NULL) {
         Oid types[5] = {TEXTOID, TEXTOID, JSONOID, JSONOID, TEXTOID};
@@ -209,9 +216,9 @@ static void insert_sql(Datum source, const char *op, Datum old, bool old_null, D
     SPI_finish();
 }
 
-/* One log row written directly: heap_insert, then each of the n indexes (open_indexes). */
-static void insert_direct(Relation rel, log_index *indexes, int n, Datum source, const char *op,
-                          Datum old, bool old_null, Datum new_, bool new_null, const char *session)
+/* herald.log's row for one change, formed in the current memory context. */
+static HeapTuple form_row(Relation rel, Datum source, Datum op, Datum old, bool old_null,
+                          Datum new_, bool new_null, Datum session, bool session_null)
 {
     Datum values[NCOLS];
     bool nulls[NCOLS] = {false};
@@ -227,48 +234,136 @@ static void insert_direct(Relation rel, log_index *indexes, int n, Datum source,
     values[COL_XID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
     values[COL_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
     values[COL_SOURCE] = source;
-    values[COL_OP] = CStringGetTextDatum(op);
+    values[COL_OP] = op;
     values[COL_OLD] = old;
     nulls[COL_OLD] = old_null;
     values[COL_NEW] = new_;
     nulls[COL_NEW] = new_null;
-    values[COL_SESSION] = session ? CStringGetTextDatum(session) : (Datum)0;
-    nulls[COL_SESSION] = session == NULL;
+    values[COL_SESSION] = session;
+    nulls[COL_SESSION] = session_null;
+    return heap_form_tuple(RelationGetDescr(rel), values, nulls);
+}
 
-    HeapTuple tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-    heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
-    if (n > 0) {
-        /* The index values come from the tuple as formed (not as TOASTed), as in the executor. */
-        TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+/* Inserts into each of the n indexes (open_indexes) the entry of the row in slot, already in the
+ * heap at slot->tts_tid. The values come from the row as formed (not as TOASTed), as in the
+ * executor. */
+static void index_row(Relation rel, log_index *indexes, int n, TupleTableSlot *slot)
+{
+    for (int i = 0; i < n; i++) {
+        IndexInfo *ii = indexes[i].info;
+        if (!ii->ii_ReadyForInserts) continue;
+        Datum ivalues[INDEX_MAX_KEYS];
+        bool inulls[INDEX_MAX_KEYS];
+        FormIndexDatum(ii, slot, NULL, ivalues, inulls);
+        index_insert(indexes[i].rel, ivalues, inulls, &slot->tts_tid, rel,
+                     ii->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, ii);
+    }
+}
+
+/* What one trigger call writes: the log (opened), its indexes when the direct write applies
+ * (n >= 0), and the values every row of the call shares. */
+typedef struct call {
+    Relation log;
+    log_index *indexes;
+    int n; /* -1: the SQL path */
+    Datum source, op, session;
+    bool session_null;
+    TupleDesc desc; /* the captured table's rows */
+} call;
+
+/* One change: old and/or new image of a row of the captured table. */
+static void capture_row(call *c, HeapTuple old, HeapTuple new_)
+{
+    Datum old_json = old ? row_json(old, c->desc) : (Datum)0;
+    Datum new_json = new_ ? row_json(new_, c->desc) : (Datum)0;
+    if (c->n < 0) {
+        insert_sql(c->source, c->op, old_json, old == NULL, new_json, new_ == NULL, c->session,
+                   c->session_null);
+        return;
+    }
+    HeapTuple tup = form_row(c->log, c->source, c->op, old_json, old == NULL, new_json,
+                             new_ == NULL, c->session, c->session_null);
+    heap_insert(c->log, tup, GetCurrentCommandId(true), 0, NULL);
+    if (c->n > 0) {
+        TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(c->log), &TTSOpsHeapTuple);
         ExecStoreHeapTuple(tup, slot, false);
-        for (int i = 0; i < n; i++) {
-            IndexInfo *ii = indexes[i].info;
-            if (!ii->ii_ReadyForInserts) continue;
-            Datum ivalues[INDEX_MAX_KEYS];
-            bool inulls[INDEX_MAX_KEYS];
-            FormIndexDatum(ii, slot, NULL, ivalues, inulls);
-            index_insert(indexes[i].rel, ivalues, inulls, &tup->t_self, rel,
-                         ii->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, ii);
-        }
+        index_row(c->log, c->indexes, c->n, slot);
         ExecDropSingleTupleTableSlot(slot);
     }
     heap_freetuple(tup);
 }
 
-static void capture_one(Relation log, Datum source, const char *op, HeapTuple old, HeapTuple new_,
-                        TupleDesc desc, const char *session)
+/* Rows of one statement's transition table (INSERT: new images, DELETE: old ones), written in
+ * batches of BATCH: heap_multi_insert (one WAL record per page filled) then the indexes. */
+#define BATCH 1000
+
+static void capture_table(call *c, Tuplestorestate *ts, bool images_are_new)
 {
-    Datum old_json = old ? row_json(old, desc) : (Datum)0;
-    Datum new_json = new_ ? row_json(new_, desc) : (Datum)0;
-    log_index *indexes;
-    int n = cache.fast ? open_indexes(log, &indexes) : -1;
-    if (n >= 0) {
-        insert_direct(log, indexes, n, source, op, old_json, old == NULL, new_json, new_ == NULL,
-                      session);
-        close_indexes(indexes, n);
-    } else {
-        insert_sql(source, op, old_json, old == NULL, new_json, new_ == NULL, session);
+    /* A read pointer of its own: other triggers of the statement read the same store. */
+    int ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(ts, ptr);
+    tuplestore_rescan(ts);
+    TupleTableSlot *in = MakeSingleTupleTableSlot(c->desc, &TTSOpsMinimalTuple);
+    if (tuplestore_tuple_count(ts) == 1) {
+        /* A single-row statement, the common case: no batch to set up. */
+        if (tuplestore_gettupleslot(ts, true, false, in)) {
+            HeapTuple row = ExecFetchSlotHeapTuple(in, false, NULL);
+            capture_row(c, images_are_new ? NULL : row, images_are_new ? row : NULL);
+        }
+        ExecDropSingleTupleTableSlot(in);
+        return;
     }
+    MemoryContext batch_cxt =
+        AllocSetContextCreate(CurrentMemoryContext, "herald capture batch", ALLOCSET_DEFAULT_SIZES);
+    TupleTableSlot **out = NULL;
+    BulkInsertState bis = NULL;
+    int k = 0;
+    bool more;
+    do {
+        more = tuplestore_gettupleslot(ts, true, false, in);
+        MemoryContext outer = MemoryContextSwitchTo(batch_cxt);
+        if (more) {
+            HeapTuple row = ExecFetchSlotHeapTuple(in, false, NULL);
+            if (c->n < 0) {
+                capture_row(c, images_are_new ? NULL : row, images_are_new ? row : NULL);
+            } else {
+                Datum json = row_json(row, c->desc);
+                HeapTuple tup = form_row(c->log, c->source, c->op, images_are_new ? (Datum)0 : json,
+                                         images_are_new, images_are_new ? json : (Datum)0,
+                                         !images_are_new, c->session, c->session_null);
+                /* The slots and the bulk-insert state outlive the batch: made in outer. */
+                if (out == NULL || out[k] == NULL) {
+                    MemoryContextSwitchTo(outer);
+                    if (out == NULL) {
+                        out = palloc0(sizeof *out * BATCH);
+                        bis = GetBulkInsertState();
+                    }
+                    out[k] = MakeSingleTupleTableSlot(RelationGetDescr(c->log), &TTSOpsHeapTuple);
+                    MemoryContextSwitchTo(batch_cxt);
+                }
+                /* The slot frees the row when cleared (after the batch's index inserts); as it
+                 * owns it, heap_multi_insert need not copy it. */
+                ExecStoreHeapTuple(tup, out[k++], true);
+            }
+        }
+        if (k == BATCH || (!more && k > 0)) {
+            heap_multi_insert(c->log, out, k, GetCurrentCommandId(true), 0, bis);
+            for (int i = 0; i < k; i++) {
+                index_row(c->log, c->indexes, c->n, out[i]);
+                ExecClearTuple(out[i]);
+            }
+            k = 0;
+        }
+        MemoryContextSwitchTo(outer);
+        if (k == 0) MemoryContextReset(batch_cxt);
+    } while (more);
+    if (out != NULL) {
+        FreeBulkInsertState(bis);
+        for (int i = 0; i < BATCH && out[i] != NULL; i++)
+            ExecDropSingleTupleTableSlot(out[i]);
+    }
+    MemoryContextDelete(batch_cxt);
+    ExecDropSingleTupleTableSlot(in);
 }
 
 Datum herald_capture(PG_FUNCTION_ARGS)
@@ -278,25 +373,40 @@ Datum herald_capture(PG_FUNCTION_ARGS)
                         errmsg("herald capture: not called as a trigger")));
     TriggerData *td = (TriggerData *)fcinfo->context;
     TriggerEvent ev = td->tg_event;
-    if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_ROW(ev) || td->tg_trigger->tgnargs != 1)
+    bool row = TRIGGER_FIRED_FOR_ROW(ev);
+    Tuplestorestate *table = TRIGGER_FIRED_BY_INSERT(ev)   ? td->tg_newtable
+                             : TRIGGER_FIRED_BY_DELETE(ev) ? td->tg_oldtable
+                                                           : NULL;
+    if (!TRIGGER_FIRED_AFTER(ev) || td->tg_trigger->tgnargs != 1 ||
+        !(TRIGGER_FIRED_BY_INSERT(ev) || TRIGGER_FIRED_BY_UPDATE(ev) ||
+          TRIGGER_FIRED_BY_DELETE(ev)) ||
+        (!row && table == NULL))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("herald capture: must be an AFTER ... FOR EACH ROW trigger with "
-                               "the source name as its one argument")));
+                        errmsg("herald capture: must be an AFTER INSERT, UPDATE or DELETE trigger, "
+                               "FOR EACH ROW or (INSERT, DELETE) FOR EACH STATEMENT with its "
+                               "transition table, with the source name as its one argument")));
 
-    Relation log = open_log();
-    Datum source = CStringGetTextDatum(td->tg_trigger->tgargs[0]);
     const char *session = session_text();
-    TupleDesc desc = RelationGetDescr(td->tg_relation);
-    if (TRIGGER_FIRED_BY_INSERT(ev))
-        capture_one(log, source, "INSERT", NULL, td->tg_trigtuple, desc, session);
+    call c = {
+        .log = open_log(),
+        .source = CStringGetTextDatum(td->tg_trigger->tgargs[0]),
+        .op = CStringGetTextDatum(TRIGGER_FIRED_BY_INSERT(ev)   ? "INSERT"
+                                  : TRIGGER_FIRED_BY_UPDATE(ev) ? "UPDATE"
+                                                                : "DELETE"),
+        .session = session ? CStringGetTextDatum(session) : (Datum)0,
+        .session_null = session == NULL,
+        .desc = RelationGetDescr(td->tg_relation),
+    };
+    c.n = cache.fast ? open_indexes(c.log, &c.indexes) : -1;
+    if (!row)
+        capture_table(&c, table, TRIGGER_FIRED_BY_INSERT(ev));
+    else if (TRIGGER_FIRED_BY_INSERT(ev))
+        capture_row(&c, NULL, td->tg_trigtuple);
     else if (TRIGGER_FIRED_BY_UPDATE(ev))
-        capture_one(log, source, "UPDATE", td->tg_trigtuple, td->tg_newtuple, desc, session);
-    else if (TRIGGER_FIRED_BY_DELETE(ev))
-        capture_one(log, source, "DELETE", td->tg_trigtuple, NULL, desc, session);
+        capture_row(&c, td->tg_trigtuple, td->tg_newtuple);
     else
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("herald capture: fired by an operation other than INSERT, UPDATE "
-                               "or DELETE")));
-    table_close(log, RowExclusiveLock);
+        capture_row(&c, td->tg_trigtuple, NULL);
+    if (c.n > 0) close_indexes(c.indexes, c.n);
+    table_close(c.log, RowExclusiveLock);
     return PointerGetDatum(NULL);
 }

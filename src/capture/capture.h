@@ -1,13 +1,12 @@
 /* capture.h: the DDL that captures a table's changes into herald's log (pure functions).
  *
- * PostgreSQL: per table and operation one trigger named herald_capture_<op>. With the PL/pgSQL
- * functions, INSERT and DELETE are statement-level with a transition table (one INSERT … SELECT
- * per statement, cheap for bulk writes) and UPDATE is row-level because OLD and NEW must stay
- * paired; on a partitioned table all three are row-level (hr_capture_pg_style_t). With the
- * native function (pgext/herald_capture.c, herald.capture_native) all three are row-level: once
- * the write is cheap, a transition table costs a single-row statement more than it saves a bulk
- * one. Each passes the table's source string (hr_capture_source) as its argument,
- * so the log never needs to look it up. Every identifier is quoted; every literal is escaped. */
+ * PostgreSQL: per table and operation one trigger named herald_capture_<op>. INSERT and DELETE
+ * are statement-level with a transition table (cheap for bulk writes: PL/pgSQL's one INSERT …
+ * SELECT per statement, the native function's batches) and UPDATE is row-level because OLD and
+ * NEW must stay paired; on a partitioned table all three are row-level. The function is
+ * herald.capture_native (pgext/herald_capture.c) or PL/pgSQL's capture_insert, capture_row and
+ * capture_delete. Each passes the table's source string (hr_capture_source) as its argument, so
+ * the log never needs to look it up. Every identifier is quoted; every literal is escaped. */
 #ifndef HR_CAPTURE_H
 #define HR_CAPTURE_H
 
@@ -22,22 +21,22 @@ void hr_pg_quote_ident(const char *name, hr_buf_t *out);
 void hr_pg_quote_literal(const char *text, hr_buf_t *out);
 /* The capture trigger's name for one HR_OP_* bit (INSERT, UPDATE or DELETE), else NULL. */
 const char *hr_capture_trigger_name(unsigned op);
-/* How a table's capture triggers are made. */
-typedef enum {
-    HR_CAPTURE_PG_STATEMENT = 0, /* PL/pgSQL: INSERT and DELETE per statement, UPDATE per row */
-    HR_CAPTURE_PG_ROW,    /* PL/pgSQL, every operation per row (herald.capture_row): partitioned
-                             tables, whose statement-level INSERT and DELETE triggers do not fire
-                             for the rows an UPDATE moves to another partition */
-    HR_CAPTURE_PG_NATIVE, /* herald.capture_native, every operation per row */
-} hr_capture_pg_style_t;
+/* How a table's capture triggers are made: a combination of these bits (0: PL/pgSQL, INSERT and
+ * DELETE per statement, UPDATE per row). */
+enum {
+    HR_CAPTURE_PG_NATIVE = 1, /* herald.capture_native instead of the PL/pgSQL functions */
+    HR_CAPTURE_PG_ROW = 2,    /* every operation per row: partitioned tables, whose statement-level
+                                 INSERT and DELETE triggers do not fire for the rows an UPDATE
+                                 moves to another partition */
+};
 
 /* The function (in schema herald) a capture trigger for op executes in style. */
-const char *hr_capture_pg_function(unsigned op, hr_capture_pg_style_t style);
-/* 1 when that trigger is FOR EACH ROW, 0 when FOR EACH STATEMENT. */
-int hr_capture_pg_row_level(unsigned op, hr_capture_pg_style_t style);
+const char *hr_capture_pg_function(unsigned op, unsigned style);
+/* 1 when that trigger is FOR EACH ROW, 0 when FOR EACH STATEMENT (with a transition table). */
+int hr_capture_pg_row_level(unsigned op, unsigned style);
 /* Appends the statement creating the capture trigger for op on schema.table. */
-void hr_capture_pg_create(const char *schema, const char *table, unsigned op,
-                          hr_capture_pg_style_t style, hr_buf_t *out);
+void hr_capture_pg_create(const char *schema, const char *table, unsigned op, unsigned style,
+                          hr_buf_t *out);
 /* Appends the statement dropping it (IF EXISTS). */
 void hr_capture_pg_drop(const char *schema, const char *table, unsigned op, hr_buf_t *out);
 

@@ -57,20 +57,20 @@ static void table_ref(const char *schema, const char *table, hr_buf_t *out)
     hr_pg_quote_ident(table, out);
 }
 
-const char *hr_capture_pg_function(unsigned op, hr_capture_pg_style_t style)
+const char *hr_capture_pg_function(unsigned op, unsigned style)
 {
-    if (style == HR_CAPTURE_PG_NATIVE) return "capture_native";
-    if (style == HR_CAPTURE_PG_ROW || op == HR_OP_UPDATE) return "capture_row";
+    if (style & HR_CAPTURE_PG_NATIVE) return "capture_native";
+    if ((style & HR_CAPTURE_PG_ROW) || op == HR_OP_UPDATE) return "capture_row";
     return op == HR_OP_INSERT ? "capture_insert" : "capture_delete";
 }
 
-int hr_capture_pg_row_level(unsigned op, hr_capture_pg_style_t style)
+int hr_capture_pg_row_level(unsigned op, unsigned style)
 {
-    return style != HR_CAPTURE_PG_STATEMENT || op == HR_OP_UPDATE;
+    return (style & HR_CAPTURE_PG_ROW) || op == HR_OP_UPDATE;
 }
 
-void hr_capture_pg_create(const char *schema, const char *table, unsigned op,
-                          hr_capture_pg_style_t style, hr_buf_t *out)
+void hr_capture_pg_create(const char *schema, const char *table, unsigned op, unsigned style,
+                          hr_buf_t *out)
 {
     hr_buf_t src = HR_BUF_INIT;
     hr_capture_source(schema, table, &src);

@@ -452,11 +452,9 @@ static int capture_for_edit(PGconn *conn, int *native, hr_err_t *err)
     return resolve_capture(conn, HR_CAPTURE_AUTO, native, no_report, NULL, err);
 }
 
-static hr_capture_pg_style_t table_style(const table_ops_t *e, int native)
+static unsigned table_style(const table_ops_t *e, int native)
 {
-    return native           ? HR_CAPTURE_PG_NATIVE
-           : e->partitioned ? HR_CAPTURE_PG_ROW
-                            : HR_CAPTURE_PG_STATEMENT;
+    return (native ? HR_CAPTURE_PG_NATIVE : 0) | (e->partitioned ? HR_CAPTURE_PG_ROW : 0);
 }
 
 /* Makes the installed capture triggers exactly what defs[0..n) need: per table, the union of
@@ -513,7 +511,7 @@ static int sync_capture(PGconn *conn, const hr_trigger_def_t *defs, size_t ndefs
                                                                  : HR_OP_DELETE;
         table_ops_t *e = add_table(&v, &n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
         e->have |= op;
-        hr_capture_pg_style_t style = table_style(e, native);
+        unsigned style = table_style(e, native);
         int row = strcmp(PQgetvalue(r, i, 4), "t") == 0;
         if (strcmp(PQgetvalue(r, i, 3), hr_capture_pg_function(op, style)) != 0 ||
             row != hr_capture_pg_row_level(op, style))

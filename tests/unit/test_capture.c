@@ -25,8 +25,7 @@ static char *read_golden(const char *name)
     return buf;
 }
 
-static void check_golden(const char *schema, const char *table, hr_capture_pg_style_t style,
-                         const char *golden)
+static void check_golden(const char *schema, const char *table, unsigned style, const char *golden)
 {
     hr_buf_t b = HR_BUF_INIT;
     hr_buf_puts(&b, "-- source: ");
@@ -46,15 +45,17 @@ static void check_golden(const char *schema, const char *table, hr_capture_pg_st
 static void plain_table(void **state)
 {
     (void)state;
-    check_golden("public", "orders", HR_CAPTURE_PG_STATEMENT, "plain.sql");
+    check_golden("public", "orders", 0, "plain.sql");
     check_golden("public", "orders", HR_CAPTURE_PG_ROW, "plain_row.sql");
     check_golden("public", "orders", HR_CAPTURE_PG_NATIVE, "plain_native.sql");
+    check_golden("public", "orders", HR_CAPTURE_PG_NATIVE | HR_CAPTURE_PG_ROW,
+                 "plain_native_row.sql");
 }
 
 static void awkward_names(void **state)
 {
     (void)state;
-    check_golden("My \"Schema\"", "it's.a table", HR_CAPTURE_PG_STATEMENT, "awkward.sql");
+    check_golden("My \"Schema\"", "it's.a table", 0, "awkward.sql");
     check_golden("My \"Schema\"", "it's.a table", HR_CAPTURE_PG_NATIVE, "awkward_native.sql");
 }
 
@@ -72,18 +73,20 @@ static void source_forms(void **state)
     assert_string_equal(b.data, "\"a\".\"b.c\"");
     hr_buf_free(&b);
     assert_null(hr_capture_trigger_name(HR_OP_MANUAL));
-    assert_string_equal(hr_capture_pg_function(HR_OP_INSERT, HR_CAPTURE_PG_STATEMENT),
-                        "capture_insert");
-    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, HR_CAPTURE_PG_STATEMENT),
-                        "capture_row");
-    assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, HR_CAPTURE_PG_STATEMENT),
-                        "capture_delete");
+    assert_string_equal(hr_capture_pg_function(HR_OP_INSERT, 0), "capture_insert");
+    assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, 0), "capture_row");
+    assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, 0), "capture_delete");
     assert_string_equal(hr_capture_pg_function(HR_OP_DELETE, HR_CAPTURE_PG_ROW), "capture_row");
     assert_string_equal(hr_capture_pg_function(HR_OP_UPDATE, HR_CAPTURE_PG_NATIVE),
                         "capture_native");
-    assert_false(hr_capture_pg_row_level(HR_OP_INSERT, HR_CAPTURE_PG_STATEMENT));
-    assert_true(hr_capture_pg_row_level(HR_OP_UPDATE, HR_CAPTURE_PG_STATEMENT));
+    assert_false(hr_capture_pg_row_level(HR_OP_INSERT, 0));
+    assert_true(hr_capture_pg_row_level(HR_OP_UPDATE, 0));
     assert_true(hr_capture_pg_row_level(HR_OP_INSERT, HR_CAPTURE_PG_ROW));
+    assert_false(hr_capture_pg_row_level(HR_OP_DELETE, HR_CAPTURE_PG_NATIVE));
+    assert_true(hr_capture_pg_row_level(HR_OP_DELETE, HR_CAPTURE_PG_NATIVE | HR_CAPTURE_PG_ROW));
+    assert_string_equal(
+        hr_capture_pg_function(HR_OP_INSERT, HR_CAPTURE_PG_NATIVE | HR_CAPTURE_PG_ROW),
+        "capture_native");
 }
 
 int main(void)
