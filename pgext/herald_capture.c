@@ -344,8 +344,7 @@ static void capture_table(call *c, Tuplestorestate *ts, bool images_are_new)
         }
         if (k == BATCH || (!more && k > 0)) {
             /* No BulkInsertState: its ring of buffers would push the log's new pages out of
-             * shared buffers, where herald is about to read them (measured: ~10 % slower
-             * delivery of a bulk statement's events). */
+             * shared buffers, where herald is about to read them. */
             heap_multi_insert(c->log, out, k, GetCurrentCommandId(true), 0, NULL);
             for (int i = 0; i < k; i++) {
                 index_row(c->log, c->indexes, c->n, out[i]);
