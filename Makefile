@@ -41,12 +41,15 @@ bench: build e2e-deps
 	@bash bench/e2e.sh
 	@cd tests/e2e && HERALD_BIN=$(CURDIR)/$(BUILD)/herald node bench/graphql_fanout.js
 
-# Installs the native capture module into the library directory of the PostgreSQL whose
-# pg_config is first on PATH (PG_CONFIG=... to choose); `capture: auto` then uses it.
-PG_CONFIG ?= pg_config
+# Installs the native capture module into the library directory of the PostgreSQL it was built
+# for: the pg_config CMake found (PostgreSQL 15's first; another major version with
+# `cmake -S . -B build -DHERALD_PG_CONFIG=/usr/lib/postgresql/16/bin/pg_config`). The server
+# refuses a module built for another major version, and `capture: auto` then says so.
 install-pgext: build
 	@test -f $(BUILD)/pgext/herald_capture.so || { echo "install-pgext: $(BUILD)/pgext/herald_capture.so was not built (PostgreSQL server headers missing?)" >&2; exit 1; }
-	install -m 755 $(BUILD)/pgext/herald_capture.so "$$($(PG_CONFIG) --pkglibdir)/herald_capture.so"
+	@pgc=$$(sed -n 's/^HERALD_PG_CONFIG:FILEPATH=//p' $(BUILD)/CMakeCache.txt); \
+	  echo "install-pgext: $$($$pgc --version): $$($$pgc --pkglibdir)/herald_capture.so"; \
+	  install -m 755 $(BUILD)/pgext/herald_capture.so "$$($$pgc --pkglibdir)/herald_capture.so"
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'pgext/*.c')

@@ -242,7 +242,7 @@ NATIVE=0
 if [ -f "$PGEXT" ]; then
   mkdir -p "$DIR/lib" && cp "$PGEXT" "$DIR/lib/herald_capture.so" && chmod 755 "$DIR/lib"
   psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres \
-    -c "ALTER SYSTEM SET dynamic_library_path = '\$libdir:$DIR/lib'" -c "SELECT pg_reload_conf()" >/dev/null
+    -c "ALTER SYSTEM SET dynamic_library_path = '$DIR/lib:\$libdir'" -c "SELECT pg_reload_conf()" >/dev/null
   NATIVE=1
 else
   log "no native capture module at $PGEXT: capture is PL/pgSQL, phase 7 measures it alone"

@@ -101,12 +101,15 @@ export async function startPg({ maxConnections = 100, nativeCapture = true } = {
   }
   await runTool('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8',
     '--locale=C', '--no-instructions'], { cwd: dir });
-  if (nativeCapture && PGEXT) {
-    const lib = path.join(dir, 'lib');
-    fs.mkdirSync(lib, { mode: 0o755 });
-    fs.copyFileSync(PGEXT, path.join(lib, 'herald_capture.so'));
-    fs.appendFileSync(path.join(data, 'postgresql.conf'), `dynamic_library_path = '$libdir:${lib}'\n`);
-  }
+  // The cluster's own directory comes first, so that a module installed in the server's library
+  // directory (make install-pgext) is never the one tested; without nativeCapture the path holds
+  // only an empty directory, so that no herald_capture can be loaded at all (extensions name
+  // their libraries with $libdir/ explicitly and are not affected).
+  const lib = path.join(dir, 'lib');
+  fs.mkdirSync(lib, { mode: 0o755 });
+  if (nativeCapture && PGEXT) fs.copyFileSync(PGEXT, path.join(lib, 'herald_capture.so'));
+  fs.appendFileSync(path.join(data, 'postgresql.conf'),
+    `dynamic_library_path = '${nativeCapture ? `${lib}:$libdir` : lib}'\n`);
 
   let port;
   let opts;
