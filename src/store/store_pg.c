@@ -444,11 +444,13 @@ static int resolve_capture(PGconn *conn, hr_capture_mode_t mode, int *native,
     return 0;
 }
 
-/* The mode for an edit through the metadata API: the one the last apply recorded, else auto. */
+/* The mode for an edit through the metadata API: PL/pgSQL when the last apply recorded it, else
+ * auto — which, after a recorded native, checks that the server still loads the module rather
+ * than create triggers whose function it cannot load (then PL/pgSQL, recorded, for every table). */
 static int capture_for_edit(PGconn *conn, int *native, hr_err_t *err)
 {
     int rc = recorded_capture(conn, native, err);
-    if (rc || *native >= 0) return rc;
+    if (rc || *native == 0) return rc;
     return resolve_capture(conn, HR_CAPTURE_AUTO, native, no_report, NULL, err);
 }
 
