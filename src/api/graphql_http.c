@@ -102,39 +102,25 @@ static json_t *error_body(const char *msg, const char *code)
 
 /* The text of a result being serialised, abandoned past HR_GQL_MAX_RESULT bytes. */
 typedef struct capped {
-    char *buf;
-    size_t len, cap;
-    int over; /* HR_GQL_MAX_RESULT was reached */
+    hr_buf_t b; /* limit HR_GQL_MAX_RESULT */
+    int over;   /* the limit was reached */
 } capped_t;
 
 static int capped_put(const char *chunk, size_t n, void *ud)
 {
     capped_t *c = ud;
-    if (n > HR_GQL_MAX_RESULT - c->len) {
-        c->over = 1;
-        return -1;
-    }
-    if (c->len + n + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < c->len + n + 1)
-            cap *= 2;
-        c->buf = hr_xrealloc(c->buf, cap);
-        c->cap = cap;
-    }
-    memcpy(c->buf + c->len, chunk, n);
-    c->len += n;
-    c->buf[c->len] = '\0';
-    return 0;
+    if (hr_buf_append(&c->b, chunk, n) == 0) return 0;
+    c->over = 1;
+    return -1;
 }
 
 char *hr_graphql_dump_result(json_t *result, size_t *len)
 {
-    capped_t c = {0};
-    if (json_dump_callback(result, capped_put, &c, DUMP_FLAGS) == 0 && c.buf) {
-        *len = c.len;
-        return c.buf;
-    }
-    free(c.buf);
+    capped_t c = {.over = 0};
+    hr_buf_init(&c.b, HR_GQL_MAX_RESULT);
+    if (json_dump_callback(result, capped_put, &c, DUMP_FLAGS) == 0 && c.b.data)
+        return hr_buf_steal(&c.b, len);
+    hr_buf_free(&c.b);
     if (!c.over) {
         *len = strlen("{\"errors\":[{\"message\":\"result not serialisable\"}]}");
         return hr_xstrdup("{\"errors\":[{\"message\":\"result not serialisable\"}]}");

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 
 /* Close timeout of a session that still has a queue to write (lws_set_timeout seconds). */
@@ -77,8 +78,7 @@ struct hr_ws {
     size_t close_reason_len;
     ws_msg_t *head, *tail; /* outbound queue */
     size_t queued;         /* bytes in the queue */
-    char *rx;              /* the message being gathered */
-    size_t rx_len, rx_cap;
+    hr_buf_t rx;           /* the message being gathered, capped at the server's max_body */
     int rx_binary;
     lws_sorted_usec_list_t timer;
     hval_t *hvals;        /* header values handed out during open */
@@ -235,6 +235,7 @@ static int ws_established(hr_server_t *srv, struct lws *wsi)
     ws->wsi = wsi;
     ws->ep = ep;
     ws->subprotocol = pcol->name;
+    hr_buf_init(&ws->rx, srv->max_body);
     lws_get_peer_simple(wsi, ws->peer, sizeof ws->peer);
     lws_set_opaque_user_data(wsi, ws);
     ws->next = srv->sessions;
@@ -269,38 +270,23 @@ static void ws_detach(struct lws *wsi)
     ws->ep->h.closed(ws, ws->ep->ud);
     ws_queue_free(ws);
     ws_free_hvals(ws);
-    free(ws->rx);
+    hr_buf_free(&ws->rx);
     free(ws);
 }
 
 static int ws_receive(hr_ws_t *ws, struct lws *wsi, const void *in, size_t len)
 {
     if (ws->closing) return 0;
-    if (!ws->rx_len) ws->rx_binary = lws_frame_is_binary(wsi);
-    size_t max = ws->srv->max_body;
-    if (ws->rx_len + len > max) {
-        free(ws->rx);
-        ws->rx = NULL;
-        ws->rx_len = ws->rx_cap = 0;
+    if (!ws->rx.len) ws->rx_binary = lws_frame_is_binary(wsi);
+    if (hr_buf_append(&ws->rx, in, len) != 0) {
+        hr_buf_free(&ws->rx);
         hr_ws_close(ws, 1009, "message too big");
         return 0;
     }
-    if (ws->rx_len + len + 1 > ws->rx_cap) {
-        size_t cap = ws->rx_cap ? ws->rx_cap : 1024;
-        while (cap < ws->rx_len + len + 1)
-            cap *= 2;
-        ws->rx = hr_xrealloc(ws->rx, cap);
-        ws->rx_cap = cap;
-    }
-    if (len) memcpy(ws->rx + ws->rx_len, in, len);
-    ws->rx_len += len;
-    ws->rx[ws->rx_len] = '\0';
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
     /* A whole message: hand it over, then let the buffer go (idle sessions hold none). */
-    char *msg = ws->rx;
-    size_t mlen = ws->rx_len;
-    ws->rx = NULL;
-    ws->rx_len = ws->rx_cap = 0;
+    size_t mlen;
+    char *msg = hr_buf_steal(&ws->rx, &mlen);
     ws->ep->h.message(ws, msg, mlen, ws->rx_binary, ws->ep->ud);
     free(msg);
     return 0;

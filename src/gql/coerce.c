@@ -64,9 +64,7 @@ static void js_number(double d, char *buf, size_t n)
         int ex = atoi(e + 1);
         char exp[16];
         snprintf(exp, sizeof exp, "e%s%d", ex < 0 ? "-" : "+", abs(ex));
-        size_t m = (size_t)(e - tmp);
         memcpy(e, exp, strlen(exp) + 1);
-        (void)m;
     }
     size_t l = strlen(tmp);
     if (l >= n) l = n - 1;
