@@ -17,6 +17,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CronExpressionParser } from 'cron-parser';
+import { prng } from '../lib/util.js';
 
 const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CRON_DUMP = process.env.HERALD_CRON_DUMP
@@ -36,18 +37,6 @@ const FIELDS = [
   { name: 'month', min: 1, max: 12, names: MONTHS, base: 1 },
   { name: 'day-of-week', min: 0, max: 7, names: DAYS, base: 0 },
 ];
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generator(rand) {
   const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo + 1)); // inclusive

@@ -39,6 +39,7 @@ import {
   printSchema,
   validate,
 } from 'graphql';
+import { prng } from '../lib/util.js';
 
 const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const UNIT_DATA = path.resolve(E2E_DIR, '../unit/data/gql');
@@ -66,18 +67,6 @@ function dump(sdl, requests) {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const loc = (l) => (l ? `${l.line}:${l.column}` : '-');

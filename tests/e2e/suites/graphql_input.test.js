@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import WebSocket from 'ws';
 import { BACKENDS, e2eTest, stack, useCluster } from '../lib/fixture.js';
-import { waitUntil } from '../lib/util.js';
+import { prng, waitUntil } from '../lib/util.js';
 
 const cluster = useCluster();
 const ANY = BACKENDS.includes('sqlite') ? 'sqlite' : 'postgres';
@@ -133,13 +133,8 @@ e2eTest('graphql input: 500 random mutations of valid requests each get a JSON a
     '{ __schema { types { name fields { name args { name type { name ofType { name } } } } } } }',
     'fragment F on Event { seq } query { events(limit: 2) { ...F ... on Event @include(if: true) { op } } }',
   ];
-  let rnd = 0x2545f491;
-  const next = (k) => {
-    rnd ^= rnd << 13;
-    rnd ^= rnd >>> 17;
-    rnd ^= rnd << 5;
-    return (rnd >>> 0) % k;
-  };
+  const rand = prng(0x2545f491);
+  const next = (k) => Math.floor(rand() * k);
   const alphabet = '{}[]()$@!:=,."\\ \n#&|.0123456789azAZ_-é\u0000';
   let ok = 0;
   let refused = 0;
