@@ -18,8 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import WebSocket from 'ws';
-import { cleanup, cpuSeconds, nowMs, procStatus, run, serve, startPg, waitUntil, writeConfig } from './lib.js';
+import { cleanup, cpuSeconds, nowMs, procStatus, run, serve, startPg, streamSubscriber, waitUntil, writeConfig } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -66,36 +65,18 @@ try {
   const query = `subscription S($seq: bigint!, $k: Int!) {
     events_stream(cursor: {initial_value: {seq: $seq}, ordering: ASC}, batch_size: $k) { seq created_at data } }`;
   const clients = [];
-  const connectOne = (i) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, 'graphql-transport-ws');
-    let lastSeq = 0;
+  const connectOne = (i) => {
     let mine = 0;
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init' })));
-    ws.on('error', reject);
-    ws.on('close', (code, why) => {
-      if (!failure && mine < EVENTS) failure = `subscriber ${i} closed: ${code} ${why}`;
+    return streamSubscriber(wsUrl, query, BATCH, {
+      name: `subscriber ${i}`,
+      onEvents: (events) => {
+        mine += events.length;
+        received += events.length;
+      },
+      onFail: (message) => (failure ||= message),
+      done: () => mine >= EVENTS,
     });
-    ws.on('message', (raw) => {
-      const m = JSON.parse(raw);
-      if (m.type === 'connection_ack') {
-        ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { seq: 0, k: BATCH } } }));
-        resolve(ws);
-        return;
-      }
-      if (m.type === 'ping') return ws.send('{"type":"pong"}');
-      if (m.type !== 'next' || m.payload.errors) {
-        failure ||= `subscriber ${i}: unexpected ${String(raw).slice(0, 300)}`;
-        return;
-      }
-      for (const e of m.payload.data.events_stream) {
-        const seq = Number(e.seq);
-        if (seq <= lastSeq) failure ||= `subscriber ${i}: seq ${seq} after ${lastSeq}`;
-        lastSeq = seq;
-        mine++;
-        received++;
-      }
-    });
-  });
+  };
 
   const probe = spawn(process.execPath, ['-e', PROBE, wsUrl], { cwd: path.resolve(here, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
   let probeOut = '';

@@ -24,8 +24,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import WebSocket from 'ws';
-import { cleanup, cpuSeconds, freePort, nowMs, pct, procStatus, run, serve, startPg, waitUntil, writeConfig } from './lib.js';
+import { cleanup, cpuSeconds, freePort, nowMs, pct, procStatus, run, serve, startPg, streamSubscriber, waitUntil, writeConfig } from './lib.js';
 
 
 const SUBS = Number(process.env.SUBS || 1000);
@@ -71,35 +70,13 @@ try {
     events_stream(cursor: {initial_value: {seq: $seq}, ordering: ASC}, batch_size: $k) { seq created_at } }`;
 
   const clients = [];
-  const connectOne = (i) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, 'graphql-transport-ws');
-    let lastSeq = 0;
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init' })));
-    ws.on('error', reject);
-    ws.on('close', (code, why) => {
-      if (!failure && received < SUBS * EVENTS) failure = `subscriber ${i} closed: ${code} ${why}`;
-    });
-    ws.on('message', (raw) => {
-      const m = JSON.parse(raw);
-      if (m.type === 'connection_ack') {
-        ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { seq: 0, k: BATCH } } }));
-        resolve(ws);
-        return;
-      }
-      if (m.type === 'ping') return ws.send('{"type":"pong"}');
-      if (m.type !== 'next') {
-        failure ||= `subscriber ${i}: unexpected ${raw}`;
-        return;
-      }
-      if (m.payload.errors) failure ||= `subscriber ${i}: ${JSON.stringify(m.payload.errors)}`;
-      const t = nowMs();
-      for (const e of m.payload.data.events_stream) {
-        const seq = Number(e.seq);
-        if (seq <= lastSeq) failure ||= `subscriber ${i}: seq ${seq} after ${lastSeq}`;
-        lastSeq = seq;
-        const k = seq - 1;
+  const connectOne = (i) => streamSubscriber(wsUrl, query, BATCH, {
+    name: `subscriber ${i}`,
+    onEvents: (events, t) => {
+      for (const e of events) {
+        const k = Number(e.seq) - 1;
         if (k < 0 || k >= EVENTS) {
-          failure ||= `subscriber ${i}: unexpected seq ${seq}`;
+          failure ||= `subscriber ${i}: unexpected seq ${e.seq}`;
           continue;
         }
         if (count[k]++ === 0) {
@@ -109,7 +86,9 @@ try {
         last[k] = t;
         received++;
       }
-    });
+    },
+    onFail: (message) => (failure ||= message),
+    done: () => received >= SUBS * EVENTS,
   });
   const t0 = nowMs();
   for (let i = 0; i < SUBS; i += 50) {
