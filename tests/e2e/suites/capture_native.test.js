@@ -378,6 +378,119 @@ describe('parity', () => {
   });
 });
 
+// ---- 1b. the native JSON writer ------------------------------------------------------------------
+
+// A table of built-in types only, which native capture writes as JSON itself (pgext's row_json);
+// arrays, composites and types that are not built in go through row_to_json, as in the parity
+// test's table. The oracle is PostgreSQL's own row_to_json of the same row in the same session.
+const FLAT = String.raw`
+  CREATE DOMAIN short_text AS varchar(40);
+  CREATE DOMAIN posint2 AS int CHECK (VALUE > 0);
+  CREATE TYPE flat_mood AS ENUM ('happy', 'sad');
+  CREATE TABLE flat (
+    id int PRIMARY KEY,
+    gone text,
+    b boolean, i2 smallint, i4 int, i8 bigint, f4 real, f8 double precision, n numeric, n2 numeric(10, 2),
+    d date, ts timestamp, tz timestamptz, tm time, ttz timetz, iv interval,
+    t text, vc varchar(20), bp char(5), nm name, ch "char", u uuid, by bytea, ip inet, mc macaddr,
+    js json, jb jsonb, x xml, o oid, money_ money, bits bit varying(8), pt point, rng int4range,
+    dt short_text, dp posint2, "Odd ""Key"" é \ back" text);
+  INSERT INTO flat (id, gone, t) VALUES (0, 'in the dropped column', 'before capture');
+  ALTER TABLE flat DROP COLUMN gone;
+  ALTER TABLE flat ADD COLUMN late text DEFAULT 'fast default';
+`;
+const FLAT_COLS = 'id, b, i2, i4, i8, f4, f8, n, n2, d, ts, tz, tm, ttz, iv, t, vc, bp, nm, ch, u, by, ip, mc, js, jb, x, o, money_, bits, pt, rng, dt, dp, "Odd ""Key"" é \\ back"';
+const FLAT_ROWS = [
+  String.raw`(1, true, -32768, 2147483647, -9223372036854775808, 1.5, 0.1, 12345678901234567890.000000000001, 3.14,
+    '2024-02-29', '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59.123456+05:30', '12:34:56.789', '12:34:56+02',
+    '1 year 2 mons 3 days 04:05:06.7', E'it''s "quoted" \\ back\\slash\nnew line\ttab é 日本 😀 \u0001 </script> \u2028',
+    'vc', 'ab', 'a name', 'x', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x00ff10', '192.168.0.1/24', '08:00:2b:01:02:03',
+    '{ "spaced" :  1,"dup":1,"dup":2 }', '{"k": [1, 2.50, {"z": null}], "a": "x\"y"}', '<a b="c">d &amp; e</a>', 4294967295,
+    '-12.34', B'1011', '(1.5,-2)', '[1,10)', 'short', 7, 'odd')`,
+  String.raw`(2, false, 0, 0, 0, 'NaN', 'Infinity', 'NaN', -0.5, 'infinity', '-infinity', 'infinity', '24:00', '00:00+00',
+    '-1 days', '', '', '', '', '', '00000000-0000-0000-0000-000000000000', '\x', '::1', 'ff:ff:ff:ff:ff:ff',
+    '"just a string"', 'null', '', 0, '0', B'', '(0,0)', 'empty', '', 1, '')`,
+  String.raw`(3, NULL, NULL, NULL, NULL, '-Infinity', '-0', '-0.000001', NULL, '0001-01-01', '1999-12-31 23:59:59.999999',
+    '0044-03-15 12:00:00 BC', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+];
+
+describe('JSON writer', () => {
+  onBackend('postgres', "native capture's JSON is row_to_json's, text for text, for every built-in type, under any session settings and across ALTER TABLE in one backend", async () => {
+    requireModule();
+    const { name, url, db } = await freshDb(cluster, FLAT);
+    await apply(url, 'native', [trig('flat_events', 'public.flat')]);
+    assert.deepEqual(await captureTriggers(db, 'public.flat'), expectedTriggers('native'));
+    const c = await connect(name);
+    let checked = 0;
+    // Runs sql (a write), then checks every log row it wrote against row_to_json of the rows as
+    // they are after it (INSERT, UPDATE new) or were before it (DELETE, UPDATE old).
+    const check = async (what, sql) => {
+      const before = new Map((await c.query('SELECT id, row_to_json(f)::text AS j FROM flat f')).rows.map((r) => [r.id, r.j]));
+      const mark = Number((await c.query('SELECT coalesce(max(seq), 0) AS m FROM herald.log')).rows[0].m);
+      await c.query(sql);
+      const after = new Map((await c.query('SELECT id, row_to_json(f)::text AS j FROM flat f')).rows.map((r) => [r.id, r.j]));
+      const { rows } = await c.query(
+        'SELECT op, old::text AS old, new::text AS new FROM herald.log WHERE seq > $1 ORDER BY seq', [mark]);
+      assert.ok(rows.length > 0, `${what}: log rows written`);
+      for (const r of rows) {
+        if (r.new !== null) {
+          const id = JSON.parse(r.new).id;
+          assert.equal(r.new, after.get(id), `${what}: ${r.op} of row ${id}, new image ${firstDifference(r.new, after.get(id))}`);
+        }
+        if (r.old !== null) {
+          const id = JSON.parse(r.old).id;
+          assert.equal(r.old, before.get(id), `${what}: ${r.op} of row ${id}, old image ${firstDifference(r.old, before.get(id))}`);
+        }
+        checked++;
+      }
+      return rows.length;
+    };
+    try {
+      for (const [i, row] of FLAT_ROWS.entries()) {
+        assert.equal(await check(`row ${i + 1}`, `INSERT INTO flat (${FLAT_COLS}) VALUES ${row}`), 1);
+      }
+      // The row written before capture: its tuple holds the dropped column, and lacks the added one.
+      assert.equal(await check('the old row', "UPDATE flat SET t = 'updated' WHERE id = 0"), 1);
+      // Output that depends on the session: time zone, date, interval and float settings.
+      await c.query("SET TimeZone = 'America/St_Johns'");
+      await c.query("SET DateStyle = 'SQL, DMY'");
+      await c.query("SET IntervalStyle = 'sql_standard'");
+      await c.query('SET extra_float_digits = 0');
+      await c.query("SET bytea_output = 'escape'");
+      assert.equal(await check('session settings', `INSERT INTO flat (${FLAT_COLS}) SELECT id + 10, b, i2, i4, i8, f4, f8, n, n2, d, ts, tz, tm, ttz, iv, t, vc, bp, nm, ch, u, by, ip, mc, js, jb, x, o, money_, bits, pt, rng, dt, dp, "Odd ""Key"" é \\ back" FROM flat WHERE id BETWEEN 1 AND 3`), 3);
+      await c.query('RESET ALL');
+      // A ~1 MB TOASTed value, single-row and in a bulk statement (two batches of the writer).
+      assert.equal(await check('TOASTed', "INSERT INTO flat (id, t) SELECT 100, string_agg(md5(i::text), E'\\n') FROM generate_series(1, 30000) i"), 1);
+      assert.equal(await check('bulk', "INSERT INTO flat (id, i8, t, tz) SELECT 1000 + i, i * 1000003, 'row ' || i, timestamptz '2026-01-01' + i * interval '1 minute' FROM generate_series(1, 1500) i"), 1500);
+      assert.equal(await check('update', 'UPDATE flat SET f8 = f8 / 3, t = upper(t) WHERE id BETWEEN 1 AND 3'), 3);
+      // The same backend after each kind of ALTER TABLE: the writer's description of the table
+      // is made again, or the table goes through row_to_json (an array, an enum column).
+      const alters = [
+        ['a renamed column', 'ALTER TABLE flat RENAME COLUMN t TO t_renamed'],
+        ['a column of another type', 'ALTER TABLE flat ALTER COLUMN i4 TYPE text'],
+        ['an added column', "ALTER TABLE flat ADD COLUMN added numeric DEFAULT 'NaN'"],
+        ['a dropped column', 'ALTER TABLE flat DROP COLUMN x'],
+        ['an array column', "ALTER TABLE flat ADD COLUMN arr int[] DEFAULT '{1,NULL,3}'"],
+        ['the array column dropped', 'ALTER TABLE flat DROP COLUMN arr'],
+        ['an enum column', "ALTER TABLE flat ADD COLUMN mood flat_mood DEFAULT 'happy'"],
+        ['the enum column dropped', 'ALTER TABLE flat DROP COLUMN mood'],
+      ];
+      for (const [k, [what, ddl]] of alters.entries()) {
+        await c.query(ddl);
+        assert.equal(await check(`after ${what}`, `INSERT INTO flat (id) VALUES (${5000 + k})`), 1);
+        assert.equal(await check(`after ${what}, update`, `UPDATE flat SET i2 = ${k} WHERE id = 1`), 1);
+      }
+      const { rows: [{ n }] } = await c.query('SELECT count(*)::int AS n FROM flat WHERE id < 1000');
+      assert.equal(n, 8, 'rows 0-3, 11-13 and 100');
+      assert.equal(await check('delete', 'DELETE FROM flat WHERE id < 1000'), n);
+    } finally {
+      await c.end();
+    }
+    assert.ok(checked > 1500, `log rows checked: ${checked}`);
+  });
+});
+
 // ---- 2. delivery across mode switches ----------------------------------------------------------
 
 const ORDERS = 'CREATE TABLE orders (id int PRIMARY KEY, status text, tags text[], meta jsonb)';
