@@ -83,6 +83,13 @@ static struct {
     Oid log;   /* herald.log */
     Oid seq;   /* the sequence behind seq's GENERATED ALWAYS AS IDENTITY */
     bool fast; /* the shape matches: write with heap_insert */
+    /* Its indexes, listed (once the cache is valid) by the first write that needs them. */
+    bool listed;
+    bool direct; /* every index a plain immediate b-tree over columns */
+    int nindexes;
+    Oid *index_oids;
+    IndexInfo **index_infos;
+    MemoryContext index_cxt; /* holds index_oids, index_infos */
 } cache;
 static bool callback_registered;
 
@@ -96,7 +103,7 @@ static void shapes_changed(Oid relid);
 
 static void relcache_changed(Datum arg, Oid relid)
 {
-    if (relid == InvalidOid || relid == cache.log) cache.valid = false;
+    if (relid == InvalidOid || relid == cache.log) cache.valid = cache.listed = false;
     shapes_changed(relid);
 }
 
@@ -128,37 +135,71 @@ typedef struct log_index {
     IndexInfo *info;
 } log_index;
 
+/* Closes what open_indexes opened; the locks are kept to the end of the transaction, as the
+ * executor keeps those of the relations it writes. */
 static void close_indexes(log_index *v, int n)
 {
     for (int i = 0; i < n; i++)
-        index_close(v[i].rel, RowExclusiveLock);
+        index_close(v[i].rel, NoLock);
 }
 
-/* Opens herald.log's indexes into v (room for list_length(RelationGetIndexList)); returns how
- * many, or -1 (none left open) when one is not a plain immediate b-tree over columns, which the
- * direct write cannot maintain. */
-static int open_indexes(Relation rel, log_index **out)
+static bool plain_btree(Relation irel, IndexInfo *ii)
 {
+    return ii->ii_Expressions == NIL && ii->ii_Predicate == NIL && ii->ii_ExclusionOps == NULL &&
+           !(ii->ii_Unique && !irel->rd_index->indimmediate);
+}
+
+/* Lists herald.log's indexes into the cache: their oids and IndexInfo, which BuildIndexInfo would
+ * otherwise make again for every write. The list changes only with a relcache invalidation of the
+ * table (CREATE and DROP INDEX, and each step of their CONCURRENTLY forms, send one), which
+ * clears the cache. */
+static void list_indexes(Relation rel)
+{
+    if (cache.index_cxt == NULL)
+        cache.index_cxt = AllocSetContextCreate(CacheMemoryContext, "herald capture indexes",
+                                                ALLOCSET_SMALL_SIZES);
+    MemoryContextReset(cache.index_cxt);
+    cache.listed = true; /* first: an invalidation while listing clears it again */
+    MemoryContext outer = MemoryContextSwitchTo(cache.index_cxt);
     List *oids = RelationGetIndexList(rel);
-    log_index *v = palloc(sizeof *v * (list_length(oids) + 1));
-    int n = 0;
+    cache.nindexes = 0;
+    cache.direct = true;
+    cache.index_oids = palloc(sizeof(Oid) * (list_length(oids) + 1));
+    cache.index_infos = palloc(sizeof(IndexInfo *) * (list_length(oids) + 1));
     ListCell *lc;
     foreach (lc, oids) {
         Relation irel = index_open(lfirst_oid(lc), RowExclusiveLock);
         IndexInfo *ii = BuildIndexInfo(irel);
-        v[n].rel = irel;
-        v[n].info = ii;
-        n++;
-        if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL || ii->ii_ExclusionOps != NULL ||
-            (ii->ii_Unique && !irel->rd_index->indimmediate)) {
-            close_indexes(v, n);
-            n = -1;
-            break;
-        }
+        cache.direct = cache.direct && plain_btree(irel, ii);
+        cache.index_oids[cache.nindexes] = lfirst_oid(lc);
+        cache.index_infos[cache.nindexes++] = ii;
+        index_close(irel, NoLock);
     }
-    list_free(oids);
-    *out = v;
-    return n;
+    MemoryContextSwitchTo(outer);
+}
+
+/* Opens herald.log's indexes (rel is open and locked) into *out; returns how many, or -1 (none
+ * open) when one is not a plain immediate b-tree over columns, which the direct write cannot
+ * maintain. An invalidation taken while locking them (CREATE INDEX CONCURRENTLY's steps do not
+ * wait for our lock) lists them again. */
+static int open_indexes(Relation rel, log_index **out)
+{
+    for (;;) {
+        if (!cache.listed) list_indexes(rel);
+        if (!cache.listed) continue;
+        if (!cache.direct) return -1;
+        log_index *v = palloc(sizeof *v * (cache.nindexes + 1));
+        for (int i = 0; i < cache.nindexes; i++) {
+            v[i].rel = index_open(cache.index_oids[i], RowExclusiveLock);
+            v[i].info = cache.index_infos[i];
+        }
+        if (cache.listed) {
+            *out = v;
+            return cache.nindexes;
+        }
+        close_indexes(v, cache.nindexes);
+        pfree(v);
+    }
 }
 
 /* Opens herald.log for a write and makes the cache describe it. While the cache is valid the
@@ -175,7 +216,7 @@ static Relation open_log(void)
     if (cache.valid) {
         Relation rel = try_table_open(cache.log, RowExclusiveLock);
         if (rel != NULL && cache.valid) return rel;
-        if (rel != NULL) table_close(rel, RowExclusiveLock);
+        if (rel != NULL) table_close(rel, NoLock);
     }
     Relation rel = table_openrv_extended(makeRangeVar("herald", "log", -1), RowExclusiveLock, true);
     if (rel == NULL)
@@ -184,6 +225,7 @@ static Relation open_log(void)
                         errhint("Run herald apply.")));
     if (!cache.valid || cache.log != RelationGetRelid(rel)) {
         cache.valid = true; /* first: an invalidation while looking (below) clears it again */
+        cache.listed = false;
         cache.log = RelationGetRelid(rel);
         cache.fast = shape_is_herald(rel);
         cache.seq = cache.fast ? getIdentitySequence(cache.log, COL_SEQ + 1, true) : InvalidOid;
@@ -225,6 +267,7 @@ typedef struct json_column {
 
 struct json_shape {
     Oid rel;
+    bool ready;       /* made in full: a shape whose making failed is freed at the next lookup */
     bool stale;       /* invalidated: freed at the next lookup */
     bool row_to_json; /* a column needs row_to_json: the table's rows all go through it */
     int natts;
@@ -239,6 +282,8 @@ static void shapes_changed(Oid relid)
         if (relid == InvalidOid || s->rel == relid) s->stale = true;
 }
 
+/* Makes rel's shape, first linked into shapes: the catalog reads below may take invalidations,
+ * and one of rel's must find it there to mark it stale. */
 static json_shape *make_shape(Relation rel)
 {
     TupleDesc desc = RelationGetDescr(rel);
@@ -248,6 +293,8 @@ static json_shape *make_shape(Relation rel)
     json_shape *s = palloc0(sizeof *s);
     s->rel = RelationGetRelid(rel);
     s->cxt = cxt;
+    s->next = shapes;
+    shapes = s;
     s->natts = desc->natts;
     s->cols = palloc0(sizeof *s->cols * Max(desc->natts, 1));
     for (int i = 0; i < desc->natts && !s->row_to_json; i++) {
@@ -301,6 +348,7 @@ static json_shape *make_shape(Relation rel)
         col->key = key.data;
     }
     MemoryContextSwitchTo(outer);
+    s->ready = true;
     return s;
 }
 
@@ -310,7 +358,7 @@ static json_shape *json_shape_of(Relation rel)
     Oid relid = RelationGetRelid(rel);
     for (json_shape **p = &shapes; *p != NULL;) {
         json_shape *s = *p;
-        if (s->stale) {
+        if (s->stale || !s->ready) {
             *p = s->next;
             MemoryContextDelete(s->cxt);
         } else if (s->rel == relid) {
@@ -319,11 +367,10 @@ static json_shape *json_shape_of(Relation rel)
             p = &s->next;
         }
     }
-    json_shape *s = make_shape(rel);
-    /* An invalidation taken while making it (a catalog read) leaves it stale, not wrong. */
-    s->next = shapes;
-    shapes = s;
-    return s;
+    /* Stale by the time it is made (an invalidation of rel while making it), it is still as
+     * current as the relcache entry it was made from, which this call uses; the next call makes
+     * it again. */
+    return make_shape(rel);
 }
 
 static Datum row_json(json_shape *shape, HeapTuple tuple, TupleDesc desc)
@@ -633,6 +680,6 @@ Datum herald_capture(PG_FUNCTION_ARGS)
     else
         capture_row(&c, td->tg_trigtuple, NULL);
     if (c.n > 0) close_indexes(c.indexes, c.n);
-    table_close(c.log, RowExclusiveLock);
+    table_close(c.log, NoLock); /* the lock is kept to the end of the transaction */
     return PointerGetDatum(NULL);
 }

@@ -698,6 +698,21 @@ describe('general path', () => {
       assert.deepEqual(dup, { ids: 400, items: 400 });
       assert.deepEqual(await checkLogIndexes(db), ['herald.log_pkey', 'herald.log_xid_seq']);
 
+      // An index built, then dropped, CONCURRENTLY while 6 connections write: each step of either
+      // sends the invalidation that makes a backend list herald.log's indexes again. Every row
+      // written is in the index (heapallindexed).
+      const writers = parallel(600, 6, (i) => db.query('INSERT INTO items VALUES ($1, $2)', [300001 + i, `c${i}`]));
+      await db.query('CREATE INDEX CONCURRENTLY log_at ON herald.log (at, seq)');
+      await writers;
+      await writeItems(c, 'after a concurrent index', next());
+      assert.deepEqual(await checkLogIndexes(db), ['herald.log_at', 'herald.log_pkey', 'herald.log_xid_seq']);
+      const writers2 = parallel(300, 6, (i) => db.query('INSERT INTO items VALUES ($1, $2)', [301001 + i, `d${i}`]));
+      await db.query('DROP INDEX CONCURRENTLY herald.log_at');
+      await writers2;
+      assert.deepEqual(await checkLogIndexes(db), ['herald.log_pkey', 'herald.log_xid_seq']);
+      assert.equal(Number((await c.query("SELECT count(*) AS n FROM herald.log WHERE (new->>'id')::int > 300000")).rows[0].n), 900,
+        'the rows written around the concurrent index build and drop');
+
       // More plain b-tree indexes (a unique one, one on text columns) are still maintained by
       // the direct write; a long session (compressed in the heap and in the index) included.
       await db.query('CREATE UNIQUE INDEX log_id_unique ON herald.log (id)');
