@@ -282,6 +282,10 @@ done
 # (when the module is there), alternating: CAP_ROUNDS rounds of CAP_S seconds of pgbench
 # single-row inserts from 16 clients (synchronous_commit on) per mode, each followed by a bulk
 # INSERT ... SELECT of N rows. Ratios of the sums over the rounds, each mode against "off".
+# Every timed step starts from the same state: a CHECKPOINT before it, and a VACUUM of the two
+# tables after each bulk insert (untimed). Without them the checkpoint that the bulk inserts'
+# WAL forces, and autovacuum of the 100,000 rows one bulk insert left, fell in whichever
+# round came next, moving single rounds by up to 10 %.
 # Prints its table rows; herald must not be running.
 capture_phase() {
   CAP_ROUNDS=${CAP_ROUNDS:-3}
@@ -301,14 +305,17 @@ capture_phase() {
         sed "s/^capture: .*/capture: $mode/" "$DIR/herald.yaml" >"$DIR/capture.yaml"
         "$HERALD" apply -c "$DIR/capture.yaml" >"$DIR/apply7.log" 2>&1 || { cat "$DIR/apply7.log" >&2; die "herald apply failed"; }
       fi
+      psql_q "CHECKPOINT" >/dev/null
       pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -f "$DIR/insert.sql" -c 16 -j 2 -T "$CAP_S" \
         bench >"$DIR/pgbench7.log" 2>&1 || { cat "$DIR/pgbench7.log" >&2; die "pgbench failed"; }
       t=$(pgbench_tps "$DIR/pgbench7.log")
       TX[$mode]=$((TX[$mode] + t))
+      psql_q "CHECKPOINT" >/dev/null
       t0=$(now_us)
       psql_q "INSERT INTO bench_events(payload) SELECT 'x' FROM generate_series(1, $N)" >/dev/null
       t1=$(now_us)
       BULK[$mode]=$((BULK[$mode] + t1 - t0))
+      psql_q "VACUUM bench_events, herald.log" >/dev/null
       log "phase 7: round $r, capture $mode: $t tx/s; bulk insert $(calc "($t1 - $t0) / 1e3" %.0f) ms"
     done
   done
