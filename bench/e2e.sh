@@ -16,7 +16,7 @@
 #   3b. latency as in 3, at 80 % of phase 1's measured rate;
 #   6. RSS of a fresh idle herald, then with 10,000 events in the delayed queue (a second trigger
 #      towards `herald sink --status 503`, retried after an hour);
-#   7. capture overhead, herald stopped: CAP_ROUNDS (3) alternating rounds of CAP_S (5) s of
+#   7. capture overhead, herald stopped: CAP_ROUNDS (6) alternating rounds of CAP_S (5) s of
 #      pgbench single-row inserts from 16 clients plus a bulk INSERT ... SELECT of N rows, with
 #      herald's capture triggers disabled (ALTER TABLE ... DISABLE TRIGGER USER), then applied
 #      with capture: plpgsql, then with capture: native (when the module was built);
@@ -288,7 +288,7 @@ done
 # round came next, moving single rounds by up to 10 %.
 # Prints its table rows; herald must not be running.
 capture_phase() {
-  CAP_ROUNDS=${CAP_ROUNDS:-3}
+  CAP_ROUNDS=${CAP_ROUNDS:-6}
   CAP_S=${CAP_S:-5}
   CAP_MODES="off plpgsql"
   [ "$NATIVE" = 1 ] && CAP_MODES="off plpgsql native"
