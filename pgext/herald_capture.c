@@ -255,7 +255,7 @@ static const char *session_text(void)
  * could change without one, or which need recursion, make the whole table go through
  * row_to_json itself: arrays, composites, and types (after domains) that are not built in,
  * since CREATE CAST ... AS json applies to those at once. */
-typedef enum { J_BOOL, J_NUMBER, J_DATE, J_TIMESTAMP, J_TIMESTAMPTZ, J_JSON, J_STRING } json_kind;
+typedef enum { J_BOOL, J_NUMBER, J_DATETIME, J_JSON, J_STRING } json_kind;
 
 typedef struct json_column {
     bool dropped;
@@ -316,13 +316,9 @@ static json_shape *make_shape(Relation rel)
             col->kind = J_NUMBER;
             break;
         case DATEOID:
-            col->kind = J_DATE;
-            break;
         case TIMESTAMPOID:
-            col->kind = J_TIMESTAMP;
-            break;
         case TIMESTAMPTZOID:
-            col->kind = J_TIMESTAMPTZ;
+            col->kind = J_DATETIME; /* JsonEncodeDateTime by col->type */
             break;
         case JSONOID:
         case JSONBOID:
@@ -398,9 +394,7 @@ static Datum row_json(json_shape *shape, HeapTuple tuple, TupleDesc desc)
         case J_BOOL:
             appendStringInfoString(&out, DatumGetBool(values[i]) ? "true" : "false");
             break;
-        case J_DATE:
-        case J_TIMESTAMP:
-        case J_TIMESTAMPTZ: {
+        case J_DATETIME: {
             char buf[MAXDATELEN + 1];
             JsonEncodeDateTime(buf, values[i], col->type, NULL);
             appendStringInfoChar(&out, '"');
