@@ -71,6 +71,16 @@
  * the outcomes it committed. It only records and schedules; it never calls back into the
  * dispatcher.
  *
+ * Several processes (a store with leases: PostgreSQL). Several herald serve processes may share
+ * one database; each trigger (and the one-off pseudo-trigger) is delivered by the one process
+ * that holds its lease (pg_lease.c). One statement for all triggers takes the free leases and
+ * renews those held: every LEASE_RETRY_MS while a trigger is not held, else every third of
+ * LEASE_TTL_MS. A trigger is read (log pages, read-ahead, due retries) only while it is held and
+ * the last successful statement was sent less than LEASE_TTL_MS ago: a process that cannot
+ * renew stops reading before another can take the lease by expiry. Pages already read finish
+ * and settle. A lease taken (again) reloads the stored cursor before the next log read, since
+ * another process may have moved it. Without leases (SQLite) every trigger is held.
+ *
  * Statistics (hr_dispatcher_stats): each trigger counts the events it read and the outcome of
  * every attempt (record), and fills two fixed-bucket histograms, the duration of each HTTP
  * attempt (on_response) and the lag from an event's created_at to its 2xx (record); nothing is
@@ -82,6 +92,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -97,6 +108,10 @@
 /* How often an idle trigger looks at its delayed queue anyway: redeliver, replay and invoke
  * from another process add due rows that this process was not told about. */
 #define RETRY_SAFETY_RECHECK_US (1 * 1000000ull)
+/* Leases (see "Several processes"): their time to live, and how often a process that lacks
+ * one tries to take it. */
+#define LEASE_TTL_MS 10000u
+#define LEASE_RETRY_MS 1000u
 
 enum { PENDING = 0, IN_FLIGHT, DONE, SKIPPED };
 enum { IDLE = 0, READING, DELIVERING, SETTLING };
@@ -138,6 +153,10 @@ struct trig {
     int removed;                   /* its definition was deleted: free when idle */
     int one_off;                   /* the pseudo-trigger HR_ONE_OFF_TRIGGER: retry pipeline only */
     hr_trigger_def_t *pending_def; /* a changed definition, applied when idle */
+    int leased;                    /* this process holds the trigger's lease */
+    int lease_known;               /* ... as a lease statement answered (for the log lines) */
+    unsigned lease_gen;            /* times the lease was taken */
+    unsigned cursor_gen;           /* lease_gen when the cursor was last loaded */
     hr_trigger_stats_t stats;
     trig_t *next;
 };
@@ -165,7 +184,14 @@ struct hr_dispatcher {
     uint64_t defs_checked_us;
     uint64_t rng;
     hr_buf_t body;
-    hr_scheduler_t *sched;             /* fires the schedules (cron triggers) into the log */
+    hr_scheduler_t *sched; /* fires the schedules (cron triggers) into the log */
+    char owner[128];       /* this process's id in herald.leases */
+    int leasing;           /* a lease statement has not called back yet */
+    char **lease_names;    /* ... and the trigger names it was sent for */
+    size_t lease_n;
+    uint64_t lease_sent_us;            /* when it was sent */
+    uint64_t lease_ok_us;              /* when the last successful one was sent; 0: none yet */
+    uint64_t lease_checked_us;         /* when the last one was sent */
     hr_dispatcher_observe_fn observer; /* hr_dispatcher_observe; NULL: none */
     void *observer_ud;
     void (*done)(void *);
@@ -174,6 +200,7 @@ struct hr_dispatcher {
 
 static void pump(trig_t *tr);
 static void start_reads(hr_dispatcher_t *d);
+static int holds(const trig_t *tr);
 static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg);
 static void on_ahead_page(void *ud, int rc, hr_page_t *page, const char *msg);
 static void drop_ahead(trig_t *tr);
@@ -644,7 +671,7 @@ static void on_log_page(void *ud, int rc, hr_page_t *page, const char *msg)
     tr->log = batch_new(tr, page, 0);
     /* A full page: read the next one while this one delivers (invariant 5). Before delivering,
      * so that the read is queued ahead of this page's settle. */
-    if (!page->exhausted && !tr->ahead_reading && !tr->ahead && !tr->pending_def) {
+    if (!page->exhausted && !tr->ahead_reading && !tr->ahead && !tr->pending_def && holds(tr)) {
         tr->ahead_reading = 1;
         tr->ahead_stale = 0;
         tr->ahead_wanted = 0;
@@ -739,8 +766,15 @@ static void start_reads(hr_dispatcher_t *d)
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         if (tr->removed) continue;
         apply_pending_def(tr);
+        if (!holds(tr)) continue;
         if (tr->log_phase == IDLE && !tr->one_off && !tr->ahead_reading) {
             drop_ahead(tr); /* an idle pipeline has no current page to follow */
+            if (tr->cursor_gen != tr->lease_gen) {
+                /* Taken (again): another process may have moved the stored cursor. */
+                free(tr->cursor);
+                tr->cursor = NULL;
+                tr->cursor_gen = tr->lease_gen;
+            }
             tr->log_phase = READING;
             int rc = d->ops->read_page(d->store, &tr->def, tr->cursor, d->opts.page_size,
                                        on_log_page, tr);
@@ -751,6 +785,92 @@ static void start_reads(hr_dispatcher_t *d)
             int rc = d->ops->read_due(d->store, &tr->def, d->opts.page_size, on_retry_page, tr);
             if (rc) tr->retry_phase = IDLE;
         }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Leases (see "Several processes")                                                           */
+
+/* Whether tr may be read now: held, and renewed recently enough. */
+static int holds(const trig_t *tr)
+{
+    const hr_dispatcher_t *d = tr->d;
+    if (!d->ops->leases) return 1;
+    return tr->leased && d->lease_ok_us && hr_mono_us() - d->lease_ok_us < LEASE_TTL_MS * 1000ull;
+}
+
+static void free_lease_names(hr_dispatcher_t *d)
+{
+    for (size_t i = 0; i < d->lease_n; i++)
+        free(d->lease_names[i]);
+    free(d->lease_names);
+    d->lease_names = NULL;
+    d->lease_n = 0;
+}
+
+static void on_leases(void *ud, int rc, const unsigned char *held)
+{
+    hr_dispatcher_t *d = ud;
+    d->leasing = 0;
+    if (d->stopping) {
+        free_lease_names(d);
+        maybe_finish(d);
+        return;
+    }
+    if (rc) {
+        hr_log(HR_LOG_WARN, "msg=\"renewing trigger leases failed\" error=%d", rc);
+        free_lease_names(d);
+        return;
+    }
+    int taken = 0;
+    for (size_t i = 0; i < d->lease_n; i++) {
+        trig_t *tr = d->trigs;
+        while (tr && (tr->removed || strcmp(tr->def.name, d->lease_names[i]) != 0))
+            tr = tr->next;
+        if (!tr) continue;
+        int now_held = held[i] != 0;
+        if (now_held && !tr->leased) {
+            tr->lease_gen++;
+            tr->retry_due_us = 0;
+            taken = 1;
+            hr_log(HR_LOG_INFO, "trigger=%s msg=\"lease taken: this process delivers it\"",
+                   tr->def.name);
+        } else if (!now_held && (tr->leased || !tr->lease_known)) {
+            hr_log(tr->leased ? HR_LOG_WARN : HR_LOG_INFO, "trigger=%s msg=\"%s\"", tr->def.name,
+                   tr->leased ? "lease lost: another process delivers it"
+                              : "another process holds the lease and delivers it");
+        }
+        tr->leased = now_held;
+        tr->lease_known = 1;
+    }
+    d->lease_ok_us = d->lease_sent_us;
+    free_lease_names(d);
+    if (taken) hr_dispatcher_wake(d);
+}
+
+/* Sends the lease statement when due: at once at start, every LEASE_RETRY_MS while some
+ * trigger is not held, else every third of LEASE_TTL_MS. */
+static void renew_leases(hr_dispatcher_t *d, uint64_t now)
+{
+    if (!d->ops->leases || d->leasing) return;
+    int all_held = d->lease_ok_us != 0;
+    size_t n = 0;
+    for (trig_t *tr = d->trigs; tr; tr = tr->next) {
+        if (tr->removed) continue;
+        n++;
+        if (!tr->leased) all_held = 0;
+    }
+    uint64_t every_ms = all_held ? LEASE_TTL_MS / 3 : LEASE_RETRY_MS;
+    if (d->lease_checked_us && now - d->lease_checked_us < every_ms * 1000ull) return;
+    d->lease_names = hr_xcalloc(n ? n : 1, sizeof *d->lease_names);
+    for (trig_t *tr = d->trigs; tr; tr = tr->next)
+        if (!tr->removed) d->lease_names[d->lease_n++] = hr_xstrdup(tr->def.name);
+    d->lease_checked_us = d->lease_sent_us = now;
+    d->leasing = 1;
+    if (d->ops->leases(d->store, d->owner, (const char *const *)d->lease_names, d->lease_n,
+                       LEASE_TTL_MS, on_leases, d) != 0) {
+        d->leasing = 0;
+        free_lease_names(d);
     }
 }
 
@@ -897,6 +1017,7 @@ static void on_tick(uv_timer_t *t)
         if (d->ops->defs_version(d->store, on_defs_version, d) != 0) d->defs_checking = 0;
     }
     reap_removed(d);
+    renew_leases(d, now);
     if (d->activity)
         d->poll_us = d->opts.poll_min_us;
     else if (d->poll_us < d->opts.poll_max_us)
@@ -910,6 +1031,16 @@ static void on_tick(uv_timer_t *t)
     for (trig_t *tr = d->trigs; tr; tr = tr->next)
         if (tr->retry_phase == IDLE && tr->retry_due_us > now && tr->retry_due_us - now < wait)
             wait = tr->retry_due_us - now;
+    if (d->ops->leases && !d->leasing) {
+        /* The next lease statement, when some trigger waits for its lease. */
+        for (trig_t *tr = d->trigs; tr; tr = tr->next) {
+            if (tr->removed || tr->leased) continue;
+            uint64_t due = d->lease_checked_us + LEASE_RETRY_MS * 1000ull;
+            uint64_t in = due > now ? due - now : 0;
+            if (in < wait) wait = in;
+            break;
+        }
+    }
     uint64_t ms = (wait + 999) / 1000;
     uv_timer_start(&d->tick, on_tick, ms ? ms : 1, 0);
 }
@@ -961,6 +1092,13 @@ int hr_dispatcher_init(uv_loop_t *loop, const hr_store_ops_t *ops, hr_store_t *s
     d->defs_version = -1;
     d->defs_checked_us = hr_mono_us() - d->opts.defs_check_ms * 1000;
     d->rng = (uint64_t)hr_wall_us() ^ ((uint64_t)(uintptr_t)d << 17) ^ 0x9E3779B97F4A7C15ull;
+    {
+        char host[64] = "";
+        if (gethostname(host, sizeof host) != 0) host[0] = '\0';
+        host[sizeof host - 1] = '\0';
+        uint64_t r = d->rng ^ ((uint64_t)getpid() << 32) ^ hr_mono_us();
+        snprintf(d->owner, sizeof d->owner, "%s:%ld:%016" PRIx64, host, (long)getpid(), r);
+    }
     hr_buf_init(&d->body, 0);
     int rc = hr_http_init(loop, &d->http, err);
     if (rc) {
@@ -1049,7 +1187,7 @@ static void on_sched_closed(void *ud)
 /* 1 while a store operation of d has not called back yet. */
 static int db_busy(const hr_dispatcher_t *d)
 {
-    if (d->defs_checking || d->probing) return 1;
+    if (d->defs_checking || d->probing || d->leasing) return 1;
     for (const trig_t *tr = d->trigs; tr; tr = tr->next)
         if (tr->log_phase == READING || tr->log_phase == SETTLING || tr->retry_phase == READING ||
             tr->retry_phase == SETTLING || tr->ahead_reading)

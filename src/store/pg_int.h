@@ -95,6 +95,9 @@ json_t *hr_pg_event_json(PGresult *r, int row, int c0);
 
 /* The dispatcher's idle change probe (pg_probe.c; see store.h). */
 int hr_pg_change_token(hr_store_t *st, void (*cb)(void *ud, int rc, const char *token), void *ud);
+int hr_pg_leases(hr_store_t *st, const char *owner, const char *const *names, size_t n,
+                 uint64_t ttl_ms, void (*cb)(void *ud, int rc, const unsigned char *held),
+                 void *ud);
 
 /* --- GraphQL's operations (pg_stream.c; see store.h) ------------------------------------ */
 /* The store's asynchronous connection (NULL for CLI stores). */

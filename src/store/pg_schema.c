@@ -199,6 +199,15 @@ const char *const hr_pg_migrations[] = {
     "  VALUES (type, 'EMIT', payload::json, " HR_PG_SESSION ") RETURNING id INTO eid;"
     "  RETURN eid;"
     " END $f$;",
+    /* 4: leases. Which herald serve process delivers a trigger when several share the database
+     * (pg_lease.c): the holder's id, its backend (pid and start, to tell a live holder from a
+     * gone one) and when the lease lapses unless renewed. */
+    "CREATE TABLE herald.leases ("
+    "  trigger text PRIMARY KEY,"
+    "  owner text NOT NULL,"
+    "  pid int NOT NULL,"
+    "  backend_start timestamptz,"
+    "  expires_at timestamptz NOT NULL);",
 };
 
 const int hr_pg_schema_version = (int)(sizeof hr_pg_migrations / sizeof hr_pg_migrations[0]);

@@ -227,6 +227,16 @@ typedef struct hr_store_ops {
      * PostgreSQL: pg_current_snapshot() as text (see pg_probe.c). */
     int (*change_token)(hr_store_t *st, void (*cb)(void *ud, int rc, const char *token), void *ud);
 
+    /* Optional (NULL when one process has the database to itself: SQLite refuses a second
+     * serve): asynchronous, on the loop, one statement. Renews the leases owner holds among
+     * names[0..n) and takes those that are free, for ttl_ms; cb(ud, 0, held) with held[i] = 1
+     * when owner holds names[i] (borrowed for the call), cb(ud, rc, NULL) on failure. A process
+     * delivers only the triggers it holds (dispatcher.c, "Several processes"). PostgreSQL:
+     * herald.leases (see pg_lease.c). */
+    int (*leases)(hr_store_t *st, const char *owner, const char *const *names, size_t n,
+                  uint64_t ttl_ms, void (*cb)(void *ud, int rc, const unsigned char *held),
+                  void *ud);
+
     /* Number of times the async connection was re-established. */
     uint64_t (*reconnects)(hr_store_t *st);
     /* Cancels pending async work (callbacks run with HR_ECANCELED), closes loop handles, frees st;

@@ -1369,6 +1369,7 @@ const hr_store_ops_t hr_store_pg_ops = {
     .stream_read = hr_pg_stream_read,
     .query_events = hr_pg_query_events,
     .change_token = hr_pg_change_token,
+    .leases = hr_pg_leases,
     .reconnects = pg_reconnects,
     .close = pg_close,
 };

@@ -264,7 +264,7 @@ describe('apply', () => {
     const has = (expected) => out.filter((l) => l === expected || l.startsWith(`${expected} `)).length;
     for (const expected of [
       // PostgreSQL's schema 3 is the leaner capture (json row images, the session as text).
-      `schema: installed version ${backend === 'postgres' ? 3 : 2}`,
+      `schema: installed version ${backend === 'postgres' ? 4 : 2}`,
       'capture: installed on public.orders',
       'capture: installed on public.customers',
       'trigger order_events: created',

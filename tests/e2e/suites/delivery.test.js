@@ -297,7 +297,7 @@ onBackend('postgres', 'a session setting that is not JSON reaches the webhook as
 // Schema 3 turned herald.log's row images into json and the session into text. A database
 // captured under schema 2 (jsonb everywhere, the to_jsonb capture functions) migrates on apply,
 // and the events captured before read back and deliver exactly as they would have.
-onBackend('postgres', 'schema 2 → 3 on apply: log column types change, events captured before deliver the same', async () => {
+onBackend('postgres', 'schema 2 → 4 on apply: log column types change, the leases table, events captured before deliver the same', async () => {
   const s = await stack(cluster, {
     sql: ORDERS,
     serve: false,
@@ -305,8 +305,10 @@ onBackend('postgres', 'schema 2 → 3 on apply: log column types change, events 
     config: { capture: 'plpgsql' },
     triggers: (r) => [{ name: 'mig', table: 'public.orders', operations: ['insert', 'update', 'delete'], webhook: r.url('/m'), start: 'beginning' }],
   });
-  // Back to schema 2: its column types and its capture functions (migration 1's text).
+  // Back to schema 2: its column types and its capture functions (migration 1's text), and no
+  // table of migration 4.
   await s.db.query(`
+    DROP TABLE herald.leases;
     ALTER TABLE herald.log ALTER old TYPE jsonb USING old::jsonb, ALTER new TYPE jsonb USING new::jsonb,
       ALTER session TYPE jsonb USING session::jsonb;
     CREATE OR REPLACE FUNCTION herald.capture_row() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -359,7 +361,8 @@ onBackend('postgres', 'schema 2 → 3 on apply: log column types change, events 
 
   const r = await run(['apply', s.file]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /migrated from version 2 to 3/);
+  assert.match(r.stdout + r.stderr, /migrated from version 2 to 4/);
+  assert.equal((await s.db.query("SELECT to_regclass('herald.leases')::text AS t")).rows[0].t, 'herald.leases');
   assert.deepEqual(await types(), ['new json', 'old json', 'session text']);
   const after = await logRows(s.db, 'public.orders');
   assert.deepEqual(after, before);
