@@ -343,6 +343,12 @@ static void dispatcher_metrics(hr_buf_t *b, const rows_t *r)
     family(b, "herald_deliveries_in_flight", "gauge", "Webhook requests of a trigger in flight.");
     for (size_t i = 0; i < r->n; i++)
         hr_buf_printf(b, "herald_deliveries_in_flight{%s} %d\n", r->v[i].label, r->v[i].in_flight);
+    family(b, "herald_trigger_lease_held", "gauge",
+           "1 while this process delivers the trigger (holds its lease when several herald "
+           "processes share a PostgreSQL database), else 0.");
+    for (size_t i = 0; i < r->n; i++)
+        hr_buf_printf(b, "herald_trigger_lease_held{%s} %d\n", r->v[i].label,
+                      r->v[i].st.lease_held);
 }
 
 static const json_t *member(const json_t *o, const char *key)

@@ -187,6 +187,7 @@ struct hr_dispatcher {
     hr_scheduler_t *sched; /* fires the schedules (cron triggers) into the log */
     char owner[128];       /* this process's id in herald.leases */
     int leasing;           /* a lease statement has not called back yet */
+    int lease_failing;     /* ... and the last one failed */
     char **lease_names;    /* ... and the trigger names it was sent for */
     size_t lease_n;
     uint64_t lease_sent_us;            /* when it was sent */
@@ -818,10 +819,18 @@ static void on_leases(void *ud, int rc, const unsigned char *held)
         return;
     }
     if (rc) {
-        hr_log(HR_LOG_WARN, "msg=\"renewing trigger leases failed\" error=%d", rc);
+        /* Once per outage: the statement is tried again every second meanwhile. */
+        if (!d->lease_failing)
+            hr_log(HR_LOG_WARN,
+                   "msg=\"taking or renewing trigger leases failed; this process "
+                   "stops reading once its leases would expire\" rc=%d",
+                   rc);
+        d->lease_failing = 1;
         free_lease_names(d);
         return;
     }
+    if (d->lease_failing) hr_log(HR_LOG_INFO, "msg=\"trigger leases renewed again\"");
+    d->lease_failing = 0;
     int taken = 0;
     for (size_t i = 0; i < d->lease_n; i++) {
         trig_t *tr = d->trigs;
@@ -1154,8 +1163,12 @@ void hr_dispatcher_observe(hr_dispatcher_t *d, hr_dispatcher_observe_fn fn, void
 
 void hr_dispatcher_stats(const hr_dispatcher_t *d, hr_dispatcher_stats_fn fn, void *ud)
 {
-    for (const trig_t *tr = d->trigs; tr; tr = tr->next)
-        if (!tr->removed && !tr->one_off) fn(ud, tr->def.name, &tr->stats, tr->inflight);
+    for (const trig_t *tr = d->trigs; tr; tr = tr->next) {
+        if (tr->removed || tr->one_off) continue;
+        hr_trigger_stats_t st = tr->stats;
+        st.lease_held = holds(tr);
+        fn(ud, tr->def.name, &st, tr->inflight);
+    }
 }
 
 static void handle_closed(hr_dispatcher_t *d)

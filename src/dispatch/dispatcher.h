@@ -45,6 +45,7 @@ typedef struct hr_trigger_stats {
     /* Seconds of each HTTP attempt, from its submission to the response or the error: */
     hr_histogram_t duration;
     hr_histogram_t lag; /* seconds from the event's created_at to its 2xx */
+    int lease_held;     /* hr_dispatcher_stats: 1 while this process delivers the trigger */
 } hr_trigger_stats_t;
 
 typedef void (*hr_dispatcher_stats_fn)(void *ud, const char *trigger, const hr_trigger_stats_t *st,

@@ -84,6 +84,15 @@ onBackend('postgres', 'two serve processes: each trigger is delivered by one of 
     await other.waitForLog(new RegExp(`trigger=${t.replace('@', '\\@')} msg="another process holds the lease`), 20000);
     assert.equal((await lease(s.db, t)).owner.split(':')[1], String(by[t].pid), `${t}: the lease row names its holder`);
   }
+  // /metrics says which process delivers each trigger.
+  for (const h of [a, b]) {
+    const text = await (await fetch(h.url('/metrics'))).text();
+    for (const t of ['ta', 'tb']) {
+      const m = new RegExp(`^herald_trigger_lease_held\\{trigger="${t}"\\} (\\d)$`, 'm').exec(text);
+      assert.ok(m, `herald_trigger_lease_held for ${t} in:\n${text}`);
+      assert.equal(m[1], by[t] === h ? '1' : '0', `${t}: herald_trigger_lease_held of pid ${h.pid}`);
+    }
+  }
   await insertSeries(s.db, 'a_items', 'k', 1, 300);
   await insertSeries(s.db, 'b_items', 'k', 1, 300);
   await waitDelivered(s.receiver, '/a', 1, 300);
