@@ -75,11 +75,13 @@
  * one database; each trigger (and the one-off pseudo-trigger) is delivered by the one process
  * that holds its lease (pg_lease.c). One statement for all triggers takes the free leases and
  * renews those held: every LEASE_RETRY_MS while a trigger is not held, else every third of
- * LEASE_TTL_MS. A trigger is read (log pages, read-ahead, due retries) only while it is held and
- * the last successful statement was sent less than LEASE_TTL_MS ago: a process that cannot
- * renew stops reading before another can take the lease by expiry. Pages already read finish
- * and settle. A lease taken (again) reloads the stored cursor before the next log read, since
- * another process may have moved it. Without leases (SQLite) every trigger is held.
+ * LEASE_TTL_MS. A trigger is read (log pages, read-ahead, due retries) only while it is held,
+ * the last successful statement was sent less than LEASE_TTL_MS ago (a process that cannot
+ * renew stops reading before another can take the lease by expiry) and ran on the current
+ * connection (a reconnect ends the session the lease names, which lets another process take it
+ * at once: the next statement, sent within LEASE_RETRY_MS, says whether it is still held). Pages
+ * already read finish and settle. A lease taken (again) reloads the stored cursor before the next
+ * log read, since another process may have moved it. Without leases (SQLite) every trigger is held.
  *
  * Statistics (hr_dispatcher_stats): each trigger counts the events it read and the outcome of
  * every attempt (record), and fills two fixed-bucket histograms, the duration of each HTTP
@@ -193,6 +195,7 @@ struct hr_dispatcher {
     uint64_t lease_sent_us;            /* when it was sent */
     uint64_t lease_ok_us;              /* when the last successful one was sent; 0: none yet */
     uint64_t lease_checked_us;         /* when the last one was sent */
+    uint64_t lease_epoch;              /* the store's reconnect count when the last one succeeded */
     hr_dispatcher_observe_fn observer; /* hr_dispatcher_observe; NULL: none */
     void *observer_ud;
     void (*done)(void *);
@@ -797,7 +800,8 @@ static int holds(const trig_t *tr)
 {
     const hr_dispatcher_t *d = tr->d;
     if (!d->ops->leases) return 1;
-    return tr->leased && d->lease_ok_us && hr_mono_us() - d->lease_ok_us < LEASE_TTL_MS * 1000ull;
+    return tr->leased && d->lease_ok_us && hr_mono_us() - d->lease_ok_us < LEASE_TTL_MS * 1000ull &&
+           d->ops->reconnects(d->store) == d->lease_epoch;
 }
 
 static void free_lease_names(hr_dispatcher_t *d)
@@ -853,6 +857,7 @@ static void on_leases(void *ud, int rc, const unsigned char *held)
         tr->lease_known = 1;
     }
     d->lease_ok_us = d->lease_sent_us;
+    d->lease_epoch = d->ops->reconnects(d->store);
     free_lease_names(d);
     if (taken) hr_dispatcher_wake(d);
 }
@@ -869,6 +874,9 @@ static void renew_leases(hr_dispatcher_t *d, uint64_t now)
         n++;
         if (!tr->leased) all_held = 0;
     }
+    /* After a reconnect the leases are confirmed on the new session before anything is read:
+     * the old session's end lets another process take them at once. */
+    if (d->ops->reconnects(d->store) != d->lease_epoch) all_held = 0;
     uint64_t every_ms = all_held ? LEASE_TTL_MS / 3 : LEASE_RETRY_MS;
     if (d->lease_checked_us && now - d->lease_checked_us < every_ms * 1000ull) return;
     d->lease_names = hr_xcalloc(n ? n : 1, sizeof *d->lease_names);

@@ -10,6 +10,8 @@
 //   gone), and every event written meanwhile is delivered;
 // - failover by expiry: a holder that stops renewing (SIGSTOP, its connection still open) loses
 //   its leases once they expire, not before; after SIGCONT it says so and delivers nothing more.
+// - a PostgreSQL restart ends every session: each process confirms its leases on its new session
+//   before reading again, so events written after it are still delivered once.
 import assert from 'node:assert/strict';
 import { insertSeries, onBackend, serveTracked, stack, useCluster } from '../lib/fixture.js';
 import { waitUntil } from '../lib/util.js';
@@ -180,4 +182,30 @@ onBackend('postgres', 'failover by expiry: a holder that stops renewing loses it
   await waitUntil(async () => Number((await s.db.query(
     "SELECT count(*) AS n FROM herald.attempts WHERE trigger = 'ta'")).rows[0].n) >= 150);
   assertOnce(s.receiver, '/a', 51, 150);
+});
+
+onBackend('postgres', 'PostgreSQL restarted: leases are confirmed on the new sessions before anything is read; later events delivered once', async () => {
+  const s = await setup();
+  const hs = await Promise.all([serveTracked(s.file), serveTracked(s.file)]);
+  await holders(hs);
+  await insertSeries(s.db, 'a_items', 'k', 1, 50);
+  await waitDelivered(s.receiver, '/a', 1, 50);
+  await cluster.pg.restart();
+  // Both processes reconnect; the old sessions are gone, so either may hold ta now, never both.
+  await waitUntil(() => hs.every((h) => /msg="database reconnected"/.test(h.stderr)), {
+    timeoutMs: 30000, message: 'both processes reconnected',
+  });
+  await waitUntil(async () => {
+    try {
+      const l = await lease(s.db, 'ta');
+      return l && l.expires_at > l.now && hs.some((h) => l.owner.split(':')[1] === String(h.pid));
+    } catch {
+      return false; /* the pool's connections of before the restart */
+    }
+  }, { timeoutMs: 30000, message: 'ta held again after the restart' });
+  await insertSeries(s.db, 'a_items', 'k', 51, 250);
+  await waitDelivered(s.receiver, '/a', 51, 250);
+  await waitUntil(async () => Number((await s.db.query(
+    "SELECT count(*) AS n FROM herald.attempts WHERE trigger = 'ta'")).rows[0].n) >= 250);
+  assertOnce(s.receiver, '/a', 1, 250);
 });
