@@ -52,6 +52,19 @@ async function lease(db, t) {
   return rows[0];
 }
 
+/** Waits until trigger t's lease has another owner than old's; returns the new lease row. */
+async function takenOver(db, t, old, message) {
+  let now;
+  await waitUntil(async () => {
+    now = await lease(db, t);
+    return now.owner !== old.owner;
+  }, { timeoutMs: 30000, message });
+  return now;
+}
+
+/** The pid in a lease owner's id (host:pid:random). */
+const ownerPid = (l) => l.owner.split(':')[1];
+
 /** The k values delivered to path, with how many times each. */
 function deliveredK(receiver, path) {
   const n = new Map();
@@ -84,7 +97,7 @@ onBackend('postgres', 'two serve processes: each trigger is delivered by one of 
   for (const t of TRIGGERS) {
     const other = by[t] === a ? b : a;
     await other.waitForLog(new RegExp(`trigger=${t.replace('@', '\\@')} msg="another process holds the lease`), 20000);
-    assert.equal((await lease(s.db, t)).owner.split(':')[1], String(by[t].pid), `${t}: the lease row names its holder`);
+    assert.equal(ownerPid(await lease(s.db, t)), String(by[t].pid), `${t}: the lease row names its holder`);
   }
   // /metrics says which process delivers each trigger.
   for (const h of [a, b]) {
@@ -122,14 +135,8 @@ onBackend('postgres', 'failover on exit: SIGTERM, then SIGKILL of the holder; th
   assert.equal(await h1.stop('SIGTERM'), 0);
   await insertSeries(s.db, 'a_items', 'k', 101, 200);
   await insertSeries(s.db, 'b_items', 'k', 1, 100);
-  let at;
-  await waitUntil(async () => {
-    const l = await lease(s.db, 'ta');
-    if (l.owner === old1.owner) return false;
-    at = l;
-    return true;
-  }, { timeoutMs: 20000, message: 'ta taken over after SIGTERM' });
-  assert.equal(at.owner.split(':')[1], String(h2.pid));
+  let at = await takenOver(s.db, 'ta', old1, 'ta taken over after SIGTERM');
+  assert.equal(ownerPid(at), String(h2.pid));
   assert.ok(at.now < old1.expires_at, `taken over (${at.now.toISOString()}) before the old lease expired (${old1.expires_at.toISOString()})`);
   await waitDelivered(s.receiver, '/a', 101, 200);
   await waitDelivered(s.receiver, '/b', 1, 100);
@@ -140,13 +147,8 @@ onBackend('postgres', 'failover on exit: SIGTERM, then SIGKILL of the holder; th
   const old2 = await lease(s.db, 'ta');
   await h2.kill9();
   await insertSeries(s.db, 'a_items', 'k', 201, 300);
-  await waitUntil(async () => {
-    const l = await lease(s.db, 'ta');
-    if (l.owner === old2.owner) return false;
-    at = l;
-    return true;
-  }, { timeoutMs: 20000, message: 'ta taken over after SIGKILL' });
-  assert.equal(at.owner.split(':')[1], String(h3.pid));
+  at = await takenOver(s.db, 'ta', old2, 'ta taken over after SIGKILL');
+  assert.equal(ownerPid(at), String(h3.pid));
   assert.ok(at.now < old2.expires_at, `taken over (${at.now.toISOString()}) before the old lease expired (${old2.expires_at.toISOString()})`);
   await h3.waitForLog(/trigger=ta msg="lease taken/, 20000);
   await waitDelivered(s.receiver, '/a', 201, 300);
@@ -162,14 +164,8 @@ onBackend('postgres', 'failover by expiry: a holder that stops renewing loses it
   stopped.proc.kill('SIGSTOP');
   try {
     await insertSeries(s.db, 'a_items', 'k', 1, 50);
-    let at;
-    await waitUntil(async () => {
-      const l = await lease(s.db, 'ta');
-      if (l.owner === before.owner) return false;
-      at = l;
-      return true;
-    }, { timeoutMs: 30000, message: 'ta taken over once the stopped holder\'s lease expired' });
-    assert.equal(at.owner.split(':')[1], String(other.pid));
+    const at = await takenOver(s.db, 'ta', before, 'ta taken over once the stopped holder\'s lease expired');
+    assert.equal(ownerPid(at), String(other.pid));
     // Its connection is open and its backend alive: only expiry lets the lease go.
     assert.ok(at.now >= before.expires_at, `taken over (${at.now.toISOString()}) once the lease had expired (${before.expires_at.toISOString()})`);
     await waitDelivered(s.receiver, '/a', 1, 50);
@@ -198,7 +194,7 @@ onBackend('postgres', 'PostgreSQL restarted: leases are confirmed on the new ses
   await waitUntil(async () => {
     try {
       const l = await lease(s.db, 'ta');
-      return l && l.expires_at > l.now && hs.some((h) => l.owner.split(':')[1] === String(h.pid));
+      return l && l.expires_at > l.now && hs.some((h) => ownerPid(l) === String(h.pid));
     } catch {
       return false; /* the pool's connections of before the restart */
     }
