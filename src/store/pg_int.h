@@ -95,6 +95,8 @@ json_t *hr_pg_event_json(PGresult *r, int row, int c0);
 
 /* The dispatcher's idle change probe (pg_probe.c; see store.h). */
 int hr_pg_change_token(hr_store_t *st, void (*cb)(void *ud, int rc, const char *token), void *ud);
+/* Appends a PostgreSQL text[] literal of v[0..n) (for a $n::text[] parameter). */
+void hr_pg_text_array(const char *const *v, size_t n, hr_buf_t *out);
 int hr_pg_leases(hr_store_t *st, const char *owner, const char *const *names, size_t n,
                  uint64_t ttl_ms, void (*cb)(void *ud, int rc, const unsigned char *held),
                  void *ud);

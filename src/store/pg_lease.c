@@ -24,13 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "store/pg_int.h"
 
 #define LEASE_SQL                                                                                  \
     "WITH want AS ("                                                                               \
-    "  SELECT w.name, w.i FROM json_array_elements_text($1::json) WITH ORDINALITY AS w(name, i))," \
+    "  SELECT w.name, w.i FROM unnest($1::text[]) WITH ORDINALITY AS w(name, i)),"                 \
     " me AS (SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()),"       \
     " got AS ("                                                                                    \
     "  INSERT INTO herald.leases AS l (trigger, owner, pid, backend_start, expires_at)"            \
@@ -73,20 +71,17 @@ int hr_pg_leases(hr_store_t *st, const char *owner, const char *const *names, si
 {
     hr_pgconn_t *c = hr_pg_async(st);
     if (!c) return HR_EINVAL;
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(names[i]));
-    char *names_json = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
+    hr_buf_t list = HR_BUF_INIT;
+    hr_pg_text_array(names, n, &list);
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
-    const char *params[3] = {names_json, owner, ttl};
+    const char *params[3] = {list.data, owner, ttl};
     lease_op_t *op = hr_xcalloc(1, sizeof *op);
     op->n = n;
     op->cb = cb;
     op->ud = ud;
     int rc = hr_pgconn_query_stmt(c, "hr_leases", LEASE_SQL, 3, params, on_leases, op);
-    free(names_json);
+    hr_buf_free(&list);
     if (rc) free(op);
     return rc;
 }

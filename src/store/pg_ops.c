@@ -108,8 +108,7 @@ static PGresult *pexec(PGconn *conn, const hr_buf_t *sql, const params_t *p, hr_
     return hr_pg_exec(conn, sql->data, p->n, (const char *const *)p->v, err, what);
 }
 
-/* A PostgreSQL text[] literal of v[0..n). */
-static void array_literal(char *const *v, size_t n, hr_buf_t *out)
+void hr_pg_text_array(const char *const *v, size_t n, hr_buf_t *out)
 {
     hr_buf_putc(out, '{');
     for (size_t i = 0; i < n; i++) {
@@ -141,7 +140,7 @@ static void filter_sql(const hr_trigger_def_t *t, params_t *p, hr_buf_t *sql)
     hr_buf_printf(sql, "(l.source = $%d AND l.op = ANY ($%d::text[])", ia, ib);
     if (t->ncolumns) {
         hr_buf_t c = HR_BUF_INIT;
-        array_literal(t->columns, t->ncolumns, &c);
+        hr_pg_text_array((const char *const *)t->columns, t->ncolumns, &c);
         int ic = padd(p, c.data);
         hr_buf_free(&c);
         hr_buf_printf(sql,
