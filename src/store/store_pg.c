@@ -180,6 +180,31 @@ static uint64_t pg_reconnects(hr_store_t *st)
 /* ------------------------------------------------------------------------------------------ */
 /* Schema                                                                                     */
 
+/* herald.meta's value for key into out (n bytes), "" when there is none. */
+static int meta_get(PGconn *conn, const char *key, char *out, size_t n, hr_err_t *err,
+                    const char *what)
+{
+    const char *p[] = {key};
+    PGresult *r = hr_pg_exec(conn, "SELECT value FROM herald.meta WHERE key = $1", 1, p, err, what);
+    if (!r) return HR_EDB;
+    snprintf(out, n, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return 0;
+}
+
+static int meta_set(PGconn *conn, const char *key, const char *value, hr_err_t *err,
+                    const char *what)
+{
+    const char *p[] = {key, value};
+    PGresult *r = hr_pg_exec(conn,
+                             "INSERT INTO herald.meta VALUES ($1, $2)"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             2, p, err, what);
+    if (!r) return HR_EDB;
+    PQclear(r);
+    return 0;
+}
+
 /* Reads herald.meta's schema_version: 0 when herald is not installed. */
 static int schema_version(PGconn *conn, int *version, hr_err_t *err)
 {
@@ -190,11 +215,10 @@ static int schema_version(PGconn *conn, int *version, hr_err_t *err)
     PQclear(r);
     *version = 0;
     if (!installed) return 0;
-    r = hr_pg_exec(conn, "SELECT value FROM herald.meta WHERE key = 'schema_version'", 0, NULL, err,
-                   "reading herald's schema version");
-    if (!r) return HR_EDB;
-    if (PQntuples(r) == 1) *version = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    char v[32];
+    if (meta_get(conn, "schema_version", v, sizeof v, err, "reading herald's schema version"))
+        return HR_EDB;
+    *version = atoi(v);
     return 0;
 }
 
@@ -245,13 +269,8 @@ static int migrate(PGconn *conn, hr_store_report_fn report, void *ud, hr_err_t *
     }
     char vs[16];
     snprintf(vs, sizeof vs, "%d", hr_pg_schema_version);
-    const char *p[] = {vs};
-    PGresult *r = hr_pg_exec(conn,
-                             "INSERT INTO herald.meta VALUES ('schema_version', $1)"
-                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                             1, p, err, "recording herald's schema version");
-    if (!r) return HR_EDB;
-    PQclear(r);
+    if (meta_set(conn, "schema_version", vs, err, "recording herald's schema version"))
+        return HR_EDB;
     char line[128];
     if (version == 0)
         snprintf(line, sizeof line, "schema: installed version %d", hr_pg_schema_version);
@@ -396,11 +415,9 @@ static int native_loadable(PGconn *conn, hr_err_t *why, hr_err_t *err)
 /* The capture mode recorded in herald.meta by the last apply: 1 native, 0 PL/pgSQL, -1 none. */
 static int recorded_capture(PGconn *conn, int *out, hr_err_t *err)
 {
-    PGresult *r = hr_pg_exec(conn, "SELECT value FROM herald.meta WHERE key = 'capture'", 0, NULL,
-                             err, "reading the capture mode");
-    if (!r) return HR_EDB;
-    *out = PQntuples(r) ? strcmp(PQgetvalue(r, 0, 0), "native") == 0 : -1;
-    PQclear(r);
+    char v[32];
+    if (meta_get(conn, "capture", v, sizeof v, err, "reading the capture mode")) return HR_EDB;
+    *out = v[0] ? strcmp(v, "native") == 0 : -1;
     return 0;
 }
 
@@ -426,13 +443,9 @@ static int resolve_capture(PGconn *conn, hr_capture_mode_t mode, int *native,
     int before;
     if ((rc = recorded_capture(conn, &before, err))) return rc;
     if (before == *native) return 0;
-    const char *p[] = {*native ? "native" : "plpgsql"};
-    PGresult *r = hr_pg_exec(conn,
-                             "INSERT INTO herald.meta VALUES ('capture', $1)"
-                             " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                             1, p, err, "recording the capture mode");
-    if (!r) return HR_EDB;
-    PQclear(r);
+    if (meta_set(conn, "capture", *native ? "native" : "plpgsql", err,
+                 "recording the capture mode"))
+        return HR_EDB;
     char line[sizeof why.msg + 64];
     if (*native)
         snprintf(line, sizeof line, "capture: native (herald_capture)");
