@@ -867,6 +867,8 @@ static void on_leases(void *ud, int rc, const unsigned char *held)
 static void renew_leases(hr_dispatcher_t *d, uint64_t now)
 {
     if (!d->ops->leases || d->leasing) return;
+    /* Most ticks (every poll_min while events flow) end here, before looking at any trigger. */
+    if (d->lease_checked_us && now - d->lease_checked_us < LEASE_RETRY_MS * 1000ull) return;
     int all_held = d->lease_ok_us != 0;
     size_t n = 0;
     for (trig_t *tr = d->trigs; tr; tr = tr->next) {
@@ -1045,18 +1047,17 @@ static void on_tick(uv_timer_t *t)
     /* Wake earlier when a retry comes due before the next poll. */
     uint64_t wait = d->poll_us;
     now = hr_mono_us();
-    for (trig_t *tr = d->trigs; tr; tr = tr->next)
+    int unleased = 0;
+    for (trig_t *tr = d->trigs; tr; tr = tr->next) {
         if (tr->retry_phase == IDLE && tr->retry_due_us > now && tr->retry_due_us - now < wait)
             wait = tr->retry_due_us - now;
-    if (d->ops->leases && !d->leasing) {
-        /* The next lease statement, when some trigger waits for its lease. */
-        for (trig_t *tr = d->trigs; tr; tr = tr->next) {
-            if (tr->removed || tr->leased) continue;
-            uint64_t due = d->lease_checked_us + LEASE_RETRY_MS * 1000ull;
-            uint64_t in = due > now ? due - now : 0;
-            if (in < wait) wait = in;
-            break;
-        }
+        unleased |= !tr->removed && !tr->leased;
+    }
+    if (unleased && d->ops->leases && !d->leasing) {
+        /* ... and for the next lease statement, when some trigger waits for its lease. */
+        uint64_t due = d->lease_checked_us + LEASE_RETRY_MS * 1000ull;
+        uint64_t in = due > now ? due - now : 0;
+        if (in < wait) wait = in;
     }
     uint64_t ms = (wait + 999) / 1000;
     uv_timer_start(&d->tick, on_tick, ms ? ms : 1, 0);
