@@ -373,15 +373,17 @@ static json_shape *json_shape_of(Relation rel)
     return make_shape(rel);
 }
 
-static Datum row_json(json_shape *shape, HeapTuple tuple, TupleDesc desc)
+/* values and nulls: room for desc->natts columns, the caller's for every row of a call. The
+ * JSON is written after a text header's room in the buffer, which then is the text datum. */
+static Datum row_json(json_shape *shape, HeapTuple tuple, TupleDesc desc, Datum *values,
+                      bool *nulls)
 {
     if (shape->row_to_json)
         return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc));
-    Datum *values = palloc(sizeof *values * Max(desc->natts, 1));
-    bool *nulls = palloc(sizeof *nulls * Max(desc->natts, 1));
     heap_deform_tuple(tuple, desc, values, nulls);
     StringInfoData out;
     initStringInfo(&out);
+    appendStringInfoSpaces(&out, VARHDRSZ);
     appendStringInfoChar(&out, '{');
     bool first = true;
     for (int i = 0; i < shape->natts; i++) {
@@ -430,11 +432,8 @@ static Datum row_json(json_shape *shape, HeapTuple tuple, TupleDesc desc)
         }
     }
     appendStringInfoChar(&out, '}');
-    Datum json = PointerGetDatum(cstring_to_text_with_len(out.data, out.len));
-    pfree(out.data);
-    pfree(values);
-    pfree(nulls);
-    return json;
+    SET_VARSIZE(out.data, out.len);
+    return PointerGetDatum(out.data);
 }
 
 /* One log row through the executor: defaults, constraints, triggers, rules, every index kind. */
@@ -496,10 +495,10 @@ static HeapTuple form_row(Relation rel, Datum source, Datum op, Datum old, bool 
 {
     Datum values[NCOLS];
     bool nulls[NCOLS] = {false};
-    pg_uuid_t *uuid = palloc(sizeof *uuid);
-    next_event_id(uuid);
+    pg_uuid_t uuid; /* heap_form_tuple copies it */
+    next_event_id(&uuid);
     values[COL_SEQ] = Int64GetDatum(nextval_internal(cache.seq, false));
-    values[COL_ID] = UUIDPGetDatum(uuid);
+    values[COL_ID] = UUIDPGetDatum(&uuid);
     values[COL_XID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
     values[COL_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
     values[COL_SOURCE] = source;
@@ -539,13 +538,15 @@ typedef struct call {
     bool session_null;
     TupleDesc desc;    /* the captured table's rows */
     json_shape *shape; /* and how to write them as JSON */
+    Datum *values;     /* a row's columns, room for desc->natts (row_json) */
+    bool *nulls;
 } call;
 
 /* One change: old and/or new image of a row of the captured table. */
 static void capture_row(call *c, HeapTuple old, HeapTuple new_)
 {
-    Datum old_json = old ? row_json(c->shape, old, c->desc) : (Datum)0;
-    Datum new_json = new_ ? row_json(c->shape, new_, c->desc) : (Datum)0;
+    Datum old_json = old ? row_json(c->shape, old, c->desc, c->values, c->nulls) : (Datum)0;
+    Datum new_json = new_ ? row_json(c->shape, new_, c->desc, c->values, c->nulls) : (Datum)0;
     if (c->n < 0) {
         insert_sql(c->source, c->op, old_json, old == NULL, new_json, new_ == NULL, c->session,
                    c->session_null);
@@ -596,7 +597,7 @@ static void capture_table(call *c, Tuplestorestate *ts, bool images_are_new)
             if (c->n < 0) {
                 capture_row(c, images_are_new ? NULL : row, images_are_new ? row : NULL);
             } else {
-                Datum json = row_json(c->shape, row, c->desc);
+                Datum json = row_json(c->shape, row, c->desc, c->values, c->nulls);
                 HeapTuple tup = form_row(c->log, c->source, c->op, images_are_new ? (Datum)0 : json,
                                          images_are_new, images_are_new ? json : (Datum)0,
                                          !images_are_new, c->session, c->session_null);
@@ -668,6 +669,8 @@ Datum herald_capture(PG_FUNCTION_ARGS)
         .desc = RelationGetDescr(td->tg_relation),
         .shape = json_shape_of(td->tg_relation),
     };
+    c.values = palloc(sizeof *c.values * Max(c.desc->natts, 1));
+    c.nulls = palloc(sizeof *c.nulls * Max(c.desc->natts, 1));
     c.n = cache.fast ? open_indexes(c.log, &c.indexes) : -1;
     if (!row)
         capture_table(&c, table, TRIGGER_FIRED_BY_INSERT(ev));
