@@ -76,12 +76,13 @@ function deliveredK(receiver, path) {
   return n;
 }
 
+/** Resolves once every k in from..to was delivered to path (re-checked at each arrival). */
 async function waitDelivered(receiver, path, from, to) {
-  await waitUntil(() => {
+  await receiver.waitFor(() => {
     const n = deliveredK(receiver, path);
     for (let k = from; k <= to; k++) if (!n.has(k)) return false;
     return true;
-  }, { timeoutMs: 30000, message: `${path}: k ${from}..${to} delivered` });
+  }, 30000, `${path}: k ${from}..${to} delivered`);
 }
 
 function assertOnce(receiver, path, from, to) {
